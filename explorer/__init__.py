@@ -1,0 +1,1 @@
+"""latent-lab core: the DCGAN model, checkpoints, datasets and UI-free exploration logic."""

@@ -1,0 +1,52 @@
+"""Image conversions: the one place where generator output becomes displayable pixels."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output in [-1, 1], (N, C, H, W) or (C, H, W) -> uint8 HWC array(s), grayscale as (H, W).
+
+    Values outside [-1, 1] (possible under bf16 or with a foreign checkpoint) are clipped.
+    """
+    single = images.dim() == 3
+    if single:
+        images = images.unsqueeze(0)
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    array = pixels.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    return array[0] if single else array
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> one uint8 HWC (or HW) mosaic via torchvision's make_grid."""
+    n = images.shape[0]
+    nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
+    mosaic = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)
+    # make_grid repeats 1-channel input to 3 channels; keep grayscale as one channel.
+    if images.shape[1] == 1:
+        mosaic = mosaic[:1]
+    return to_uint8(mosaic)
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Atomic PNG write (temp + rename) so a viewer never reads half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()

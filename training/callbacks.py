@@ -1,0 +1,137 @@
+"""Training callbacks: progress bar, sample grids, metric history, TensorBoard, loss curves.
+
+All run on rank 0 only and see metrics once per log window (no per-step host syncs).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from explorer.images import grid, save_png
+
+HISTORY_FILE = "history.jsonl"
+
+
+class ProgressBar:
+    """tqdm bar over optimizer steps, with img/s and the last window's losses."""
+
+    def __init__(self, disable: bool = False):
+        self.disable = disable
+        self.bar = None
+
+    def on_start(self, state) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=state.total_steps, initial=state.step, unit="step", dynamic_ncols=True, disable=self.disable)
+
+    def on_step(self, state) -> None:
+        self.bar.update(1)
+
+    def on_log(self, state, metrics) -> None:
+        self.bar.set_postfix(
+            epoch=f"{metrics['epoch']:.2f}",
+            img_s=f"{metrics['img_per_s']:.0f}",
+            loss_d=f"{metrics['loss_d']:.3f}",
+            loss_g=f"{metrics['loss_g']:.3f}",
+            d_x=f"{metrics['d_real']:.2f}",
+            d_gz=f"{metrics['d_fake']:.2f}",
+            refresh=False,
+        )
+
+    def on_end(self, state) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if state.stop_reason:
+            print(f"stopped: {state.stop_reason}")
+
+
+class SampleGrids:
+    """A fixed-noise sample grid PNG per epoch under RUN/samples/ (the paper's figure style)."""
+
+    def on_samples(self, state, images: torch.Tensor, tag: str) -> None:
+        save_png(grid(images), Path(state.run_dir) / "samples" / f"{tag}.png")
+
+
+class MetricHistory:
+    """Appends each log window to RUN/history.jsonl: the explorer's Model page and curves.png read it.
+
+    On resume, entries past the resumed step (written after the last snapshot) are dropped so the
+    history has no duplicated steps.
+    """
+
+    def on_start(self, state) -> None:
+        self.path = Path(state.run_dir) / HISTORY_FILE
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= state.step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    def on_log(self, state, metrics) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": state.step, **metrics}) + "\n")
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class TensorBoard:
+    """Scalars every log window and the sample grid per epoch, under RUN/tensorboard/."""
+
+    def on_start(self, state) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(Path(state.run_dir) / "tensorboard"), purge_step=state.step or None)
+
+    def on_log(self, state, metrics) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(f"train/{key}", value, state.step)
+
+    def on_samples(self, state, images: torch.Tensor, tag: str) -> None:
+        self.writer.add_image("samples", grid(images), state.step, dataformats="HWC" if images.shape[1] == 3 else "HW")
+
+    def on_end(self, state) -> None:
+        self.writer.close()
+
+
+class LossCurves:
+    """RUN/curves.png at the end: losses and D outputs against step, from the whole history."""
+
+    def on_end(self, state) -> None:
+        history = read_history(state.run_dir)
+        if history:
+            plot_curves(history, Path(state.run_dir) / "curves.png")
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_loss.plot(steps, [h["loss_d"] for h in history], label="loss D")
+    ax_loss.plot(steps, [h["loss_g"] for h in history], label="loss G")
+    ax_loss.set_xlabel("step")
+    ax_loss.legend()
+    ax_d.plot(steps, [h["d_real"] for h in history], label="D(x)")
+    ax_d.plot(steps, [h["d_fake"] for h in history], label="D(G(z))")
+    ax_d.set_xlabel("step")
+    ax_d.set_ylim(0, 1)
+    ax_d.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def default_callbacks(progress: bool = True, tensorboard: bool = True) -> list:
+    callbacks = [ProgressBar(disable=not progress), SampleGrids(), MetricHistory(), LossCurves()]
+    if tensorboard:
+        callbacks.append(TensorBoard())
+    return callbacks
