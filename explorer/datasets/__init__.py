@@ -1,0 +1,149 @@
+"""Real datasets, loaded whole into memory as uint8 tensors.
+
+A dataset is named by a spec string, "KIND" or "KIND:PATH":
+
+    synthetic-faces[:N]        N rendered faces (default 30000) with attributes and ground-truth factors
+    fashion-mnist[:PATH]       the IDX files (default: Debian's /usr/share/datasets/fashion-mnist)
+    celeba:PATH                aligned CelebA, official or Kaggle layout, with its 40 attributes
+    folder:PATH                any image folder; >= 2 subfolders of images become class labels
+    cifar10:PATH               the python batches (PATH/cifar-10-batches-py, or that folder itself)
+    lsun:PATH[:cat,cat...]     LSUN LMDB databases (needs `lmdb`) or a folder of exported JPEGs
+
+`parse_dataset_spec` validates a spec cheaply (the CLI calls it before any work); `load_dataset`
+returns an `ImageDataset` whose `images` are uint8 (N, C, image_size, image_size). Training
+preloads them once instead of running a DataLoader; the explorer indexes them for real images.
+
+Splits: "train", "val", "test" and "all" where the dataset has them (CelebA through
+list_eval_partition; Fashion-MNIST and CIFAR-10 have train/test; synthetic faces draw held-out splits
+with another seed); a folder has no splits and returns all its images for any split.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from explorer.datasets.readers import (
+    DEFAULT_FASHION_MNIST_DIR,
+    DatasetError,
+    ImageDataset,
+    read_celeba,
+    read_cifar10,
+    read_fashion_mnist,
+    read_folder,
+    read_lsun,
+    read_synthetic_faces,
+)
+
+__all__ = ["DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "load_dataset", "parse_dataset_spec"]
+
+KINDS = ("synthetic-faces", "fashion-mnist", "celeba", "folder", "cifar10", "lsun")
+SPLITS = ("train", "val", "test", "all")
+_USAGE = "synthetic-faces[:N], fashion-mnist[:PATH], celeba:PATH, folder:PATH, cifar10:PATH, lsun:PATH[:category,...]"
+_CATEGORIES = re.compile(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    kind: str  # one of KINDS
+    path: str | None  # None for synthetic-faces and for the default fashion-mnist folder
+    count: int | None = None  # synthetic-faces:N; None = the default count
+    categories: tuple[str, ...] | None = None  # lsun:PATH:bedroom,church_outdoor
+
+    def __str__(self) -> str:
+        if self.kind == "synthetic-faces":
+            return self.kind if self.count is None else f"{self.kind}:{self.count}"
+        text = self.kind if self.path is None else f"{self.kind}:{self.path}"
+        return f"{text}:{','.join(self.categories)}" if self.categories else text
+
+
+def parse_dataset_spec(spec: str, check_exists: bool = True) -> DatasetSpec:
+    """Parse "KIND[:PATH]" into a DatasetSpec; with check_exists, PATH must be an existing folder.
+
+    Raises DatasetError for an unknown kind, a missing or empty PATH, a bad count, or (with
+    check_exists) a PATH that is not an existing folder. Reads no data.
+    """
+    if isinstance(spec, DatasetSpec):
+        return spec
+    kind, has_rest, rest = str(spec).strip().partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise DatasetError(f"unknown dataset kind {kind!r} in {spec!r}; valid kinds: {', '.join(KINDS)} (as {_USAGE})")
+
+    if kind == "synthetic-faces":
+        if not has_rest:
+            return DatasetSpec(kind, None)
+        try:
+            count = int(rest)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise DatasetError(f"{spec!r}: synthetic-faces:N needs a positive number of images, got {rest!r}")
+        return DatasetSpec(kind, None, count=count)
+
+    if has_rest and not rest.strip():
+        raise DatasetError(f"{spec!r}: empty path after '{kind}:'; use {kind}:PATH")
+    path = rest.strip() or None
+    categories = None
+    if kind == "lsun" and path is not None:
+        # lsun:PATH:bedroom,tower -- unless the whole thing is an existing path containing ':'.
+        head, colon, tail = path.rpartition(":")
+        if colon and head and _CATEGORIES.fullmatch(tail) and not os.path.exists(os.path.expanduser(path)):
+            path, categories = head, tuple(tail.split(","))
+    if path is None:
+        if kind != "fashion-mnist":
+            raise DatasetError(f"{spec!r}: {kind} needs the dataset folder: {kind}:PATH")
+        if check_exists and not os.path.isdir(DEFAULT_FASHION_MNIST_DIR):
+            raise DatasetError(
+                f"fashion-mnist: the default folder {DEFAULT_FASHION_MNIST_DIR} does not exist; install Debian's "
+                "dataset-fashion-mnist package or pass fashion-mnist:PATH"
+            )
+        return DatasetSpec(kind, None)
+
+    path = os.path.expanduser(path)
+    if check_exists and not os.path.isdir(path):
+        what = "is not a folder" if os.path.exists(path) else "does not exist"
+        raise DatasetError(f"{spec!r}: {path} {what}; {kind}:PATH needs the folder that holds the dataset")
+    return DatasetSpec(kind, path, categories=categories)
+
+
+def load_dataset(
+    spec: str | DatasetSpec,
+    image_size: int = 64,
+    channels: int | None = None,
+    max_images: int | None = None,
+    split: str = "train",
+) -> ImageDataset:
+    """Load a whole dataset as uint8 (N, C, image_size, image_size), C = channels or the natural count.
+
+    channels=None keeps the dataset's own channel count (1 for Fashion-MNIST, 3 otherwise); 1 or 3
+    converts. max_images keeps the first N (in file order, sorted for folders and CelebA) that
+    decode. Broken files are skipped and counted in `.skipped`; nothing is printed.
+    """
+    parsed = parse_dataset_spec(spec) if not isinstance(spec, DatasetSpec) else spec
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise DatasetError(f"image_size must be a positive integer, got {image_size!r}")
+    if channels not in (None, 1, 3):
+        raise DatasetError(f"channels must be 1, 3 or None (the dataset's own), got {channels!r}")
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1):
+        raise DatasetError(f"max_images must be a positive integer or None, got {max_images!r}")
+    if split not in SPLITS:
+        raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+    text = str(parsed)
+    options = dict(image_size=image_size, channels=channels, max_images=max_images, split=split)
+    if parsed.kind == "synthetic-faces":
+        return read_synthetic_faces(parsed.count, text, **options)
+    if parsed.kind == "fashion-mnist":
+        return read_fashion_mnist(parsed.path, text, **options)
+    if parsed.path is None:  # only a hand-built DatasetSpec gets here
+        raise DatasetError(f"{parsed.kind} needs the dataset folder: {parsed.kind}:PATH")
+    if parsed.kind == "celeba":
+        return read_celeba(parsed.path, text, **options)
+    if parsed.kind == "folder":
+        return read_folder(parsed.path, text, **options)
+    if parsed.kind == "cifar10":
+        return read_cifar10(parsed.path, text, **options)
+    if parsed.kind == "lsun":
+        return read_lsun(parsed.path, parsed.categories, text, **options)
+    raise DatasetError(f"unknown dataset kind {parsed.kind!r}; valid kinds: {', '.join(KINDS)}")

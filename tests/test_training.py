@@ -1,0 +1,261 @@
+"""End-to-end training runs on tiny configs: they assert on what the run writes (diffusers' example-test style)."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import training.loop as loop
+from explorer.checkpoint import latest_snapshot, load_checkpoint, read_meta
+from explorer.datasets import ImageDataset
+from tests import fakedata
+from training.config import TrainConfig
+from training.run import main
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny nets: 32 px, widths 8, z 16 -> a step takes milliseconds on 2 cores.
+TINY = ["--image-size", "32", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "8", "--no-progress", "--log-every", "1"]
+
+
+def _run(out: Path, dataset: str, *extra: str) -> int:
+    return main(["--dataset", dataset, "--out", str(out), *TINY, *extra])
+
+
+def _weights(snapshot: Path, role: str = "generator") -> dict:
+    return load_file(str(snapshot / f"{role}.safetensors"))
+
+
+def _assert_run_outputs(out: Path, steps: int) -> dict:
+    snapshot = latest_snapshot(out)
+    assert snapshot is not None and snapshot.name == f"step-{steps:08d}"
+    _, meta = read_meta(out)
+    assert meta["step"] == steps
+    assert json.loads((out / "config.json").read_text())["out"] == str(out)
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in history] == list(range(1, steps + 1))
+    assert all(math.isfinite(h["loss_d"]) and math.isfinite(h["loss_g"]) for h in history)
+    assert (out / "curves.png").stat().st_size > 1000
+    assert list((out / "samples").glob("*.png")), "a fixed-noise sample grid is written"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    checkpoint = load_checkpoint(out)
+    with torch.no_grad():
+        images = checkpoint.generator(torch.randn(2, checkpoint.config.z_dim))
+    assert images.shape == (2, checkpoint.config.channels, 32, 32)
+    return meta
+
+
+def test_synthetic_faces_run_writes_self_describing_checkpoint(tmp_path):
+    out = tmp_path / "faces"
+    assert _run(out, "synthetic-faces:64", "--max-steps", "2", "--ema") == 0
+    meta = _assert_run_outputs(out, 2)
+    assert meta["dataset"]["spec"] == "synthetic-faces:64"
+    assert "Smiling" in meta["dataset"]["attribute_names"]
+    assert meta["model"] == {"image_size": 32, "channels": 3, "z_dim": 16, "g_width": 8, "d_width": 8}
+    assert meta["training"]["ema"] is True and "generator_ema" in meta["files"]
+    assert {"torch", "torchvision", "python"} <= set(meta["versions"])
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "img_per_s"} <= set(meta["metrics"])
+
+
+def test_fashion_mnist_run_from_debian_files(tmp_path):
+    out = tmp_path / "fm"
+    assert _run(out, "fashion-mnist", "--max-images", "64", "--max-steps", "2") == 0
+    meta = _assert_run_outputs(out, 2)
+    assert meta["model"]["channels"] == 1
+    assert meta["dataset"]["class_names"][0] == "T-shirt/top"
+
+
+@pytest.mark.parametrize("layout", ["official", "kaggle"])
+def test_celeba_run_on_fake_tree(tmp_path, layout):
+    root = fakedata.make_celeba(tmp_path / "celeba", layout=layout, n=16)
+    out = tmp_path / "run"
+    assert _run(out, f"celeba:{root}", "--max-steps", "2") == 0
+    meta = _assert_run_outputs(out, 2)
+    assert len(meta["dataset"]["attribute_names"]) == 40
+
+
+def test_folder_and_cifar10_runs(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as tv_cifar
+
+    # Written batches cannot match torchvision's md5 sums of the real files.
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
+    folder = fakedata.make_image_folder(tmp_path / "cats", n_per_class=8)
+    assert _run(tmp_path / "a", f"folder:{folder}", "--max-steps", "2") == 0
+    assert _assert_run_outputs(tmp_path / "a", 2)["dataset"]["class_names"] == ["class_a", "class_b"]
+    cifar = fakedata.make_cifar10(tmp_path / "cifar", n=16)
+    assert _run(tmp_path / "b", f"cifar10:{cifar}", "--max-steps", "2") == 0
+    assert len(_assert_run_outputs(tmp_path / "b", 2)["dataset"]["class_names"]) == 10
+
+
+def test_bad_options_fail_fast_with_clear_messages(tmp_path, capsys):
+    cases = [
+        (["--image-size", "48"], "image-size"),
+        (["--dataset", "nope"], "unknown dataset kind"),
+        (["--dataset", f"folder:{tmp_path / 'missing'}"], "does not exist"),
+        (["--amp", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
+        (["--label-smoothing", "0.7"], "label-smoothing"),
+        (["--resume"], "holds no checkpoint"),
+    ]
+    for args, message in cases:
+        argv = ["--out", str(tmp_path / "x"), "--dataset", "synthetic-faces:64", "--max-steps", "1", *args]
+        assert main(argv) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not (tmp_path / "x").exists(), "validation happens before any work"
+    if not torch.cuda.is_available():
+        assert main(["--out", str(tmp_path / "x"), "--device", "cuda", "--max-steps", "1"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_existing_run_needs_resume_and_dry_run_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "synthetic-faces:64", "--max-steps", "1") == 0
+    assert _run(out, "synthetic-faces:64", "--max-steps", "2") == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _run(tmp_path / "dry", "synthetic-faces:64", "--max-steps", "2", "--dry-run") == 0
+    printed = capsys.readouterr().out
+    assert '"image_size": 32' in printed and "nothing written" in printed
+    assert not (tmp_path / "dry").exists()
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Two steps + resume to four == four steps straight: same weights, optimizer state and history."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ["--checkpoint-every", "2", "--ema"]
+    assert _run(straight, "synthetic-faces:32", "--max-steps", "6", *common) == 0
+    assert _run(resumed, "synthetic-faces:32", "--max-steps", "2", *common) == 0
+    assert main(["--out", str(resumed), "--resume", "--max-steps", "6", "--no-progress"]) == 0  # options from config.json
+    a, b = latest_snapshot(straight), latest_snapshot(resumed)
+    assert a.name == b.name == "step-00000006"  # crossed an epoch boundary (4 steps per epoch)
+    for role in ("generator", "discriminator", "generator_ema"):
+        wa, wb = _weights(a, role), _weights(b, role)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), role
+    ra = torch.load(a / "resume.pt", weights_only=True)
+    rb = torch.load(b / "resume.pt", weights_only=True)
+    assert torch.equal(ra["opt_g"]["state"][0]["exp_avg"], rb["opt_g"]["state"][0]["exp_avg"])
+    steps = [json.loads(line)["step"] for line in (resumed / "history.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7)), "no duplicated or skipped steps in the history"
+
+
+def _train_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "training.run", "--dataset", "synthetic-faces:64", "--out", str(out), *TINY, "--no-tensorboard", *extra]
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    """Kill -9 mid-run (after the first snapshot); --resume finishes with the uninterrupted run's weights."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    args = ["--max-steps", "400", "--checkpoint-every", "5"]
+    subprocess.run(_train_cmd(straight, *args), check=True, cwd=REPO, env=env, capture_output=True)
+    proc = subprocess.Popen(_train_cmd(killed, *args), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "latest.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)  # land somewhere mid-run, possibly mid-write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    snapshot = latest_snapshot(killed)
+    assert snapshot is not None
+    killed_at = read_meta(killed)[1]["step"]
+    assert 5 <= killed_at < 400, "the kill landed mid-run"
+    load_checkpoint(killed)  # loadable as left
+    subprocess.run([sys.executable, "-m", "training.run", "--out", str(killed), "--resume", "--no-progress"], check=True, cwd=REPO, env=env, capture_output=True)
+    a, b = latest_snapshot(straight), latest_snapshot(killed)
+    assert a.name == b.name == "step-00000400"
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ddp_two_processes_on_cpu_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "training.run", "--dataset", "synthetic-faces:64", "--out", str(out), *TINY, "--max-steps", "3", "--no-tensorboard"]
+    result = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, meta = read_meta(out)
+    assert meta["step"] == 3
+    assert meta["steps_per_epoch"] == 4  # 64 images / (8 per process x 2 processes)
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    load_checkpoint(out)
+
+
+def _tiny_config(out: Path, **kw) -> TrainConfig:
+    base = dict(out=str(out), image_size=32, g_width=8, d_width=8, z_dim=16, batch_size=8, epochs=None, max_steps=20, log_every=1, checkpoint_every=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def _random_dataset(n=32) -> ImageDataset:
+    return ImageDataset(images=torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)), spec="random")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real_loss = loop.generator_loss
+    calls = {"n": 0}
+
+    def poisoned(d_fake, loss):
+        calls["n"] += 1
+        value = real_loss(d_fake, loss)
+        return value * float("nan") if calls["n"] > 5 else value
+
+    monkeypatch.setattr(loop, "generator_loss", poisoned)
+    with pytest.raises(loop.TrainingDiverged, match="non-finite loss") as info:
+        loop.train(_tiny_config(tmp_path / "run"), _random_dataset())
+    assert "step-00000004" in str(info.value)
+    assert load_checkpoint(tmp_path / "run").step == 4  # the step-6 state (NaN weights) was never saved
+
+
+def test_discriminator_winning_outright_stops(tmp_path):
+    guard = loop.DivergenceGuard(_tiny_config(tmp_path, d_win_patience=3))
+    winning = {"loss_d": 0.001, "loss_g": 12.0, "d_real": 0.999, "d_fake": 0.0005}
+    assert guard.check_window(winning) is None and guard.check_window(winning) is None
+    assert "won outright" in guard.check_window(winning)
+    assert guard.check_window({**winning, "d_fake": 0.3}) is None  # the counter resets
+
+
+def test_mode_collapse_detected_only_after_diversity_falls():
+    guard = loop.DivergenceGuard(TrainConfig(collapse_std=0.02))
+    assert guard.check_diversity(0.001) is None  # an untrained G in eval mode: near-constant, not a collapse
+    assert guard.check_diversity(0.3) is None
+    assert "mode collapse" in guard.check_diversity(0.005)
+    same = torch.zeros(8, 3, 4, 4)
+    assert loop.sample_diversity(same) == 0.0
+
+
+def test_bf16_autocast_and_hinge_loss_on_cpu(tmp_path):
+    result = loop.train(_tiny_config(tmp_path / "run", amp="bf16", loss="hinge", label_smoothing=0.1, max_steps=4), _random_dataset())
+    assert result.step == 4 and all(math.isfinite(v) for v in result.metrics.values())
+    assert load_checkpoint(tmp_path / "run").meta["training"]["amp"] == "bf16"
+
+
+def test_cuda_branches_resolve_clearly_on_cpu():
+    assert loop.resolve_device("cpu").type == "cpu"
+    assert loop.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="fp16"):
+        loop.check_amp("fp16", torch.device("cpu"))
+    loop.check_amp("bf16", torch.device("cpu"))
+    dist_info = loop.distributed_from_env()
+    assert (dist_info.rank, dist_info.world_size) == (0, 1) and not dist_info.enabled
+
+
+def test_data_order_and_noise_are_functions_of_seed_epoch_step():
+    assert torch.equal(loop.epoch_order(100, 0, 3), loop.epoch_order(100, 0, 3))
+    assert not torch.equal(loop.epoch_order(100, 0, 3), loop.epoch_order(100, 0, 4))
+    a = torch.randn(4, generator=loop.step_generator(torch.device("cpu"), 0, 17, 0))
+    b = torch.randn(4, generator=loop.step_generator(torch.device("cpu"), 0, 17, 1))
+    assert not torch.equal(a, b), "each DDP rank draws its own z"
+
+
+def test_export_cli_makes_small_flat_checkpoint(tmp_path):
+    from training.export import main as export_main
+
+    assert _run(tmp_path / "run", "synthetic-faces:64", "--max-steps", "2", "--ema") == 0
+    assert export_main([str(tmp_path / "run"), str(tmp_path / "shipped")]) == 0
+    shipped = load_checkpoint(tmp_path / "shipped")
+    assert shipped.step == 2 and shipped.discriminator is not None
+    assert set(shipped.meta["files"]) == {"generator", "discriminator"}
+    assert (tmp_path / "shipped" / "history.jsonl").is_file()
