@@ -1,0 +1,137 @@
+"""Concept vector arithmetic (explorer.arithmetic): known answers, the 3x3 grid, the pixel baseline, messages."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.arithmetic import (
+    GRID_CENTRE,
+    MAX_BIN_SEEDS,
+    ConceptBin,
+    arithmetic,
+    arithmetic_grid_latents,
+    bin_consistency,
+    combine,
+    concept_mean,
+    pixel_arithmetic,
+)
+from explorer.generate import generate
+from explorer.latent import z_from_seed, z_from_seeds
+from explorer.model import DCGANConfig, Generator
+
+CONFIG = DCGANConfig(image_size=32, g_width=8, d_width=8, z_dim=16)
+
+
+@pytest.fixture()
+def G():
+    torch.manual_seed(0)
+    return Generator(CONFIG).eval()
+
+
+def test_concept_mean():
+    zs = torch.stack([torch.full((16,), 1.0), torch.full((16,), 3.0)])
+    assert torch.equal(concept_mean(zs), torch.full((16,), 2.0))
+    with pytest.raises(ValueError, match="non-empty"):
+        concept_mean(torch.empty(0, 16))
+
+
+def test_combine_bins_of_constant_latents_gives_the_exact_answer():
+    # A bin repeating one seed has that seed's z as its mean: A - A + C must be exactly z(C).
+    # (Four copies: sum and division by a power of two are exact in float32, three copies are not.)
+    bins = [
+        ConceptBin("smiling woman", [5] * 4, 1.0),
+        ConceptBin("neutral woman", [5] * 4, -1.0),
+        ConceptBin("neutral man", [7] * 4, 1.0),
+    ]
+    result = combine(bins, 16)
+    assert torch.equal(result.y, z_from_seed(7, 16))
+    assert result.warnings == []
+
+
+def test_combine_is_the_weighted_sum_of_bin_means():
+    bins = [ConceptBin("a", [1, 2, 3], 1.0), ConceptBin("b", [4, 5, 6], -0.5), ConceptBin("c", [7, 8, 9], 2.0)]
+    expected = sum(b.weight * z_from_seeds(b.seeds, 16).mean(0) for b in bins)
+    assert torch.allclose(combine(bins, 16).y, expected, atol=1e-6)
+
+
+def test_bin_errors_have_clear_messages():
+    good = ConceptBin("neutral woman", [1, 2, 3], -1.0)
+    with pytest.raises(ValueError, match="^bin 'neutral man' is empty: drag at least one image into it$"):
+        combine([good, ConceptBin("neutral man", [], 1.0)], 16)
+    with pytest.raises(ValueError, match="no concept bins"):
+        combine([], 16)
+    for weight in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="bin 'w' has weight .*finite"):
+            combine([ConceptBin("w", [1], weight)], 16)
+    with pytest.raises(ValueError, match="not a number"):
+        combine([ConceptBin("w", [1], "heavy")], 16)
+    with pytest.raises(ValueError, match=f"bin 'big' has {MAX_BIN_SEEDS + 1} images; at most {MAX_BIN_SEEDS}"):
+        combine([ConceptBin("big", list(range(MAX_BIN_SEEDS + 1)), 1.0)], 16)
+    assert combine([ConceptBin("big", list(range(MAX_BIN_SEEDS)), 1.0)], 16).y.shape == (16,)
+    with pytest.raises(ValueError, match="bin 'neg': seed must be"):
+        combine([ConceptBin("neg", [-3], 1.0)], 16)
+
+
+def test_bin_of_one_is_allowed_with_a_warning():
+    result = combine([ConceptBin("smiling woman", [9], 1.0), ConceptBin("neutral woman", [1, 2, 3], -1.0)], 16)
+    assert torch.allclose(result.y, z_from_seed(9, 16) - z_from_seeds([1, 2, 3], 16).mean(0))
+    assert len(result.warnings) == 1
+    assert "bin 'smiling woman' has 1 image:" in result.warnings[0] and "3 exemplars" in result.warnings[0]
+
+
+def test_grid_latents_centre_is_y_and_noise_stays_within_jitter():
+    y = z_from_seed(11, 16)
+    latents = arithmetic_grid_latents(y, seed=3, jitter=0.25)
+    assert latents.shape == (9, 16)
+    assert torch.equal(latents[GRID_CENTRE], y)
+    noise = torch.cat([latents[:GRID_CENTRE], latents[GRID_CENTRE + 1 :]]) - y
+    assert noise.abs().max() <= 0.25 + 1e-6
+    assert noise.abs().max() > 0.2 and noise.mean().abs() < 0.05  # spread over U(-0.25, 0.25), centred
+    assert torch.equal(arithmetic_grid_latents(y, seed=3), latents)  # reproducible from the seed
+    assert not torch.equal(arithmetic_grid_latents(y, seed=4), latents)
+    assert torch.equal(arithmetic_grid_latents(y, seed=3, jitter=0.0), y.expand(9, 16))
+    with pytest.raises(ValueError, match="jitter"):
+        arithmetic_grid_latents(y, seed=3, jitter=-1.0)
+
+
+def test_pixel_arithmetic_known_answer_and_clipping():
+    a = torch.full((2, 3, 4, 4), 0.5)
+    b = torch.cat([torch.full((1, 3, 4, 4), 0.1), torch.full((1, 3, 4, 4), 0.3)])  # mean 0.2
+    c = torch.full((3, 3, 4, 4), -0.4)
+    result = pixel_arithmetic([a, b, c], [1.0, -1.0, 1.0])
+    assert result.shape == (3, 4, 4)
+    assert torch.allclose(result, torch.full((3, 4, 4), 0.5 - 0.2 - 0.4))
+    assert torch.equal(pixel_arithmetic([torch.full((1, 1, 2, 2), 0.9)] * 2, [1.0, 1.0]), torch.ones(1, 2, 2))
+    with pytest.raises(ValueError, match="one weight per bin"):
+        pixel_arithmetic([a, b], [1.0])
+    with pytest.raises(ValueError, match="one image size"):
+        pixel_arithmetic([a, torch.zeros(1, 3, 8, 8)], [1.0, 1.0])
+
+
+def test_bin_consistency():
+    row = np.array([0.3, 1.0, 2.0])
+    assert bin_consistency(np.stack([row, row, row])) == pytest.approx(1.0)
+    assert bin_consistency(row[None]) == 1.0
+    assert bin_consistency(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(0.0)
+    assert bin_consistency(np.array([[1.0, 0.0], [-2.0, 0.0]])) == pytest.approx(-1.0)
+    # Three pairs: (x, 2x) -> 1, (x, y) -> 0, (2x, y) -> 0: mean 1/3.
+    assert bin_consistency(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 5.0]])) == pytest.approx(1 / 3)
+    assert bin_consistency(np.array([[0.0, 0.0], [1.0, 0.0]])) == 0.0  # zero vector: no NaN
+    with pytest.raises(ValueError, match="non-empty"):
+        bin_consistency(np.zeros((0, 4)))
+
+
+def test_arithmetic_end_to_end(G):
+    bins = [ConceptBin("smiling woman", [1, 2, 3], 1.0), ConceptBin("neutral woman", [4, 5, 6], -1.0), ConceptBin("neutral man", [7], 1.0)]
+    result = arithmetic(G, bins, 16, seed=5)
+    assert torch.allclose(result.y, combine(bins, 16).y)
+    assert torch.equal(result.grid_latents, arithmetic_grid_latents(result.y, 5))
+    assert result.grid_images.shape == (9, 3, 32, 32)
+    assert torch.allclose(result.grid_images[GRID_CENTRE], generate(G, result.y[None])[0], atol=1e-6)  # centre is G(Y)
+    exemplars = [generate(G, z_from_seeds(b.seeds, 16)) for b in bins]
+    assert torch.allclose(result.pixel_result, pixel_arithmetic(exemplars, [1.0, -1.0, 1.0]), atol=1e-6)
+    assert result.pixel_result.shape == (3, 32, 32) and result.pixel_result.abs().max() <= 1.0
+    assert len(result.warnings) == 1 and "neutral man" in result.warnings[0]
+    with pytest.raises(ValueError, match="z_dim 100 does not match"):
+        arithmetic(G, bins, 100)
