@@ -20,7 +20,7 @@ MAX_GRID = 256  # images per seed grid: 256 x 64 px RGB is ~12 MB of float32, an
 
 
 @contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
+def eval_mode(module: nn.Module) -> Iterator[None]:
     """Run `module` in eval mode. Already in eval (the normal case): nothing is touched. In train mode
     (a model mid-training): switch for the call and restore, so the caller's mode survives and no
     BatchNorm running statistics are updated by inference."""
@@ -55,7 +55,7 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tens
     if z.shape[0] == 0:
         return torch.empty(0, config.channels, config.image_size, config.image_size)
     device = _device(G)
-    with _eval_mode(G):
+    with eval_mode(G):
         chunks = [G(chunk.to(device, torch.float32)).float().cpu() for chunk in z.split(batch_size)]
     return torch.cat(chunks)
 
@@ -77,7 +77,7 @@ def realism(D: nn.Module | None, images: torch.Tensor, batch_size: int = 256) ->
     if images.shape[0] == 0:
         return np.empty(0)
     device = _device(D)
-    with _eval_mode(D):
+    with eval_mode(D):
         logits = torch.cat([D(chunk.to(device, torch.float32)).float().cpu() for chunk in images.split(batch_size)])
     return torch.sigmoid(logits.double()).numpy()
 

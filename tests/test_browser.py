@@ -1,0 +1,238 @@
+"""The Streamlit explorer in a real browser: `streamlit run app.py` driven by Playwright with Debian's chromium.
+
+Covers what AppTest cannot: the drag-and-drop board's JavaScript (HTML5 and pointer-event drags), slider
+keyboard input, plotly clicks and hover previews, and real file downloads. Screenshots of every page go
+to tests/output/screenshots/. Skipped only where chromium is missing and CI is not set; in CI a missing
+chromium is a failure. Never runs `playwright install`: pip's playwright drives the system chromium.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+# The app is idle when Streamlit's "running" widget and the loading skeletons are gone.
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+TIMEOUT_MS = 60_000  # the first page load imports torch and loads the model in the server
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (the browser tests run in CI, where it is)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoints, tmp_path_factory):
+    """The app on a free port, on the fixture checkpoints; stopped by PID when the module is done."""
+    _chromium()  # no browser, no point starting a server
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", "app.py",
+                "--server.headless", "true",
+                "--server.address", "127.0.0.1",
+                "--server.port", str(port),
+                "--browser.gatherUsageStats", "false",
+                "--server.fileWatcherType", "none",  # nothing is edited during the tests; watching costs CPU
+            ],
+            cwd=REPO,
+            env=tiny_checkpoints.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh profile, never the user's
+            executable_path=_chromium(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+            accept_downloads=True,
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def open_page(page, base: str, path: str, heading: str) -> None:
+    page.goto(f"{base}/{path}")
+    page.get_by_role("heading", name=heading).wait_for()
+    wait_idle(page)
+
+
+def wait_idle(page) -> None:
+    page.wait_for_timeout(300)  # let a just-triggered rerun start
+    page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main section, so grow the viewport to its height first."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]'); return m ? m.scrollHeight : 0; }")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 6000))})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def image_src(page, caption: str) -> str:
+    return page.locator('[data-testid="stImage"]', has_text=caption).locator("img").first.get_attribute("src")
+
+
+# ----------------------------------------------------------------------------------------------- tests
+
+
+def test_opens_on_the_generate_page(page, server):
+    open_page(page, server, "", "Generate & sliders")
+    assert page.locator('[data-testid="stSidebar"]').get_by_text("synthetic-faces:64").first.is_visible()
+    assert page.locator('[data-testid="stImage"] img').count() >= 3
+    for title in ("Vector arithmetic", "Latent walks", "Feature map", "Model"):
+        assert page.locator('[data-testid="stSidebarNav"]').get_by_text(title).is_visible()
+    assert page.locator('[data-testid="stSidebarNav"]').get_by_text("common").count() == 0  # helpers are no pages
+    screenshot(page, "generate")
+
+
+def test_moving_a_slider_changes_the_image(page, server):
+    open_page(page, server, "", "Generate & sliders")
+    before = image_src(page, "G(z + offsets)")
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="sefa:0").get_by_role("slider")
+    thumb.focus()
+    for _ in range(10):  # 10 steps of 0.1, typed faster than the app reruns: none may get lost
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => location.search.endsWith('d=sefa%3A0%3A1')")  # the state is in the URL
+    wait_idle(page)
+    assert image_src(page, "G(z + offsets)") != before
+    screenshot(page, "generate-edited")
+
+
+def test_dragging_samples_into_bins_shows_the_arithmetic_grid(page, server):
+    open_page(page, server, "arithmetic", "Vector arithmetic")
+    thumbs, bins = page.locator(".palette .thumb"), page.locator(".bin")
+    thumbs.first.wait_for()
+    assert page.get_by_text("Empty bins").is_visible()
+    for k in range(3):  # HTML5 drag-and-drop
+        thumbs.nth(k).drag_to(bins.nth(0))
+        wait_idle(page)
+    for k, b in ((3, 1), (4, 1), (5, 2), (6, 2), (7, 2)):  # pointer events, as a finger or pen would
+        source, target = thumbs.nth(k).bounding_box(), bins.nth(b).bounding_box()
+        page.mouse.move(source["x"] + source["width"] / 2, source["y"] + source["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2, steps=8)
+        page.mouse.up()
+        wait_idle(page)
+    assert [bins.nth(i).locator(".thumb").count() for i in range(3)] == [3, 2, 3]
+    page.get_by_text("G(Y) in the centre").wait_for()
+    assert page.get_by_text("Y = ").first.is_visible()
+    assert page.get_by_text("bin 'neutral woman' has 2 images", exact=False).is_visible()
+    # removing a sample with its × button updates the result
+    bins.nth(1).locator("button").first.click()
+    wait_idle(page)
+    assert bins.nth(1).locator(".thumb").count() == 1
+    page.get_by_text("has 1 image").wait_for()
+    screenshot(page, "arithmetic")
+
+
+def test_walk_downloads_as_gif_and_mp4(page, server):
+    open_page(page, server, "walks", "Latent walks")
+    assert page.get_by_text("65 frames").is_visible()
+    with page.expect_download() as gif:
+        page.get_by_role("button", name="Download GIF").click()
+    data = Path(gif.value.path()).read_bytes()
+    assert data[:6] in (b"GIF89a", b"GIF87a") and len(data) > 1000
+    assert gif.value.suggested_filename == "walk.gif"
+    with page.expect_download() as mp4:
+        page.get_by_role("button", name="Download MP4").click()
+    data = Path(mp4.value.path()).read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) > 1000
+    screenshot(page, "walks")
+
+
+def test_clicking_a_feature_map_point_shows_its_images(page, server):
+    open_page(page, server, "feature_map", "Feature map")
+    points = page.locator(".js-plotly-plot .scatterlayer path.point")
+    points.first.wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__latentLabHover)")
+    box = points.nth(70).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 40, y - 40)
+    page.mouse.move(x, y, steps=5)  # hover: the floating preview is a static file served by Streamlit
+    preview = page.locator("img.latent-lab-hover-thumb")
+    preview.wait_for(state="visible")
+    page.wait_for_function("() => { const i = document.querySelector('img.latent-lab-hover-thumb'); return i.complete && i.naturalWidth > 0; }")
+    page.mouse.click(x, y)
+    page.get_by_text("1 selected").wait_for()
+    wait_idle(page)
+    page.locator('[data-testid="stImage"]').filter(has_text="real #").first.wait_for()  # the nearest real images
+    screenshot(page, "feature-map")
+
+
+def test_model_page_shows_curves_and_architecture(page, server):
+    open_page(page, server, "model", "Model")
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_text("Generator ·").first.is_visible()
+    screenshot(page, "model")

@@ -1,0 +1,153 @@
+"""The feature map: layout, labels, nearest neighbours, the analysis cache and the precompute CLI."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from explorer import featuremap
+from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
+from explorer.directions import fit_attribute_probe
+from explorer.featuremap import (
+    UNKNOWN,
+    build_feature_map,
+    cached_directions,
+    cached_feature_map,
+    feature_map_cache_path,
+    load_or_build_feature_map,
+    load_or_compute_directions,
+    nearest_real,
+    thumbnail_png,
+)
+from explorer.generate import generate, realism
+from explorer.latent import z_from_seeds
+from explorer.model import DCGANConfig, Discriminator, Generator
+from explorer.precompute import main as precompute
+from tests.test_directions import brightness_dataset
+
+CONFIG = DCGANConfig(image_size=32, g_width=8, d_width=8, z_dim=16)
+
+
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_CACHE", str(tmp_path / "user-cache"))
+    torch.manual_seed(0)
+    meta = {"model": CONFIG.to_dict(), "step": 1, "dataset": {"spec": f"folder:{tmp_path / 'not-here'}"}}
+    write_checkpoint_dir(tmp_path / "ckpt", meta, {"generator": Generator(CONFIG), "discriminator": Discriminator(CONFIG)})
+    return load_checkpoint(tmp_path / "ckpt")
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return brightness_dataset(n=60)
+
+
+def test_pca_feature_map_holds_real_then_generated_points(checkpoint, dataset):
+    calls = []
+    fm = build_feature_map(checkpoint, dataset, n_real=40, n_fake=30, seed=3, method="pca", progress=lambda f, m: calls.append(f))
+    assert fm.coords_umap is None and fm.coords_pca.shape == (70, 2) and fm.features_pca50.shape == (70, 50)
+    assert fm.is_real.tolist() == [True] * 40 + [False] * 30
+    real = fm.index[:40]
+    assert len(set(real)) == 40 and (np.diff(real) > 0).all() and real.max() < 60
+    assert fm.index[40:].tolist() == list(range(3, 33))  # generated points are seeds seed .. seed + n_fake - 1
+    assert fm.label_kind == "attribute" and fm.label_names == ["Bright", "Noise"]
+    assert np.array_equal(fm.labels[:40], dataset.attributes.numpy()[real]) and (fm.labels[40:] == UNKNOWN).all()
+    fakes = generate(checkpoint.generator, z_from_seeds(range(3, 33), CONFIG.z_dim))
+    np.testing.assert_allclose(fm.d_score[40:], realism(checkpoint.discriminator, fakes), rtol=1e-4)
+    assert calls == sorted(calls) and calls[-1] == 1.0
+    # the probe labels the generated points; real points keep their ground truth
+    probe = fit_attribute_probe(checkpoint.discriminator, dataset, max_per_class=30)
+    labelled = build_feature_map(checkpoint, dataset, n_real=40, n_fake=30, seed=3, method="pca", probe=probe)
+    assert np.array_equal(labelled.labels[:40], fm.labels[:40]) and set(np.unique(labelled.labels[40:, 0])) <= {0, 1}
+
+
+def test_generated_only_map_without_a_dataset(checkpoint):
+    fm = build_feature_map(checkpoint, None, n_fake=20, method="pca")
+    assert not fm.is_real.any() and fm.labels is None and fm.dataset_spec is None
+    assert fm.features_pca50.shape == (20, 20)  # PCA keeps at most N components
+    with pytest.raises(ValueError, match="no real images"):
+        nearest_real(fm, 0)
+
+
+def test_nearest_real_finds_a_real_point_itself(checkpoint, dataset):
+    fm = build_feature_map(checkpoint, dataset, n_real=40, n_fake=10, method="pca")
+    for i in (0, 17, 39):
+        assert nearest_real(fm, i, k=5)[0] == fm.index[i]
+        assert nearest_real(fm, i, k=3, space="pixel", dataset=dataset)[0] == fm.index[i]
+    neighbours = nearest_real(fm, 45, k=5, space="pixel", dataset=dataset, generator=checkpoint.generator)
+    assert len(neighbours) == 5 and set(neighbours) <= set(fm.index[:40])
+    with pytest.raises(ValueError, match="generator"):
+        nearest_real(fm, 45, space="pixel", dataset=dataset)
+
+
+def test_umap_layout_of_a_few_hundred_points(checkpoint):
+    # the one UMAP test: umap-learn compiles its numba kernels on first use (~35 s per process)
+    fm = build_feature_map(checkpoint, brightness_dataset(n=150), n_real=150, n_fake=150, method="umap")
+    assert fm.coords_umap.shape == (300, 2) and np.isfinite(fm.coords_umap).all()
+
+
+def test_cache_hit_then_rebuild_when_the_generator_changes(checkpoint, dataset, monkeypatch):
+    builds = []
+    build = featuremap.build_feature_map
+    monkeypatch.setattr(featuremap, "build_feature_map", lambda *a, **k: builds.append(1) or build(*a, **k))
+    args = {"n_real": 20, "n_fake": 10, "method": "pca"}
+    assert cached_feature_map(checkpoint, dataset, **args) is None  # the lookup alone never builds
+    first = load_or_build_feature_map(checkpoint, dataset, **args)
+    path = feature_map_cache_path(checkpoint, 20, 10, 0, "pca")
+    assert path.parent == checkpoint.path / "analysis" and path.is_file()
+    second = load_or_build_feature_map(checkpoint, dataset, **args)
+    assert len(builds) == 1 and np.array_equal(cached_feature_map(checkpoint, dataset, **args).index, first.index)
+    for name in ("coords_pca", "is_real", "index", "labels", "d_score", "features_pca50"):
+        assert np.array_equal(getattr(first, name), getattr(second, name))
+    assert second.label_names == first.label_names and second.dataset_spec == "toy"
+    load_or_build_feature_map(checkpoint, None, **args)  # a caller without the dataset still gets the cached map
+    assert len(builds) == 1
+    checkpoint.meta["files"]["generator"]["sha256"] = "0" * 64  # as if the generator had been retrained
+    load_or_build_feature_map(checkpoint, dataset, **args)
+    assert len(builds) == 2
+
+
+def test_directions_share_the_cache(checkpoint, monkeypatch):
+    computed = []
+    compute = featuremap.compute_directions
+    monkeypatch.setattr(featuremap, "compute_directions", lambda *a, **k: computed.append(1) or compute(*a, **k))
+    assert cached_directions(checkpoint, k=3) is None and not computed
+    first = load_or_compute_directions(checkpoint, k=3)
+    second = load_or_compute_directions(checkpoint, k=3)
+    assert len(computed) == 1 and list(first) == list(second) == list(cached_directions(checkpoint, k=3))
+    assert second.skipped == first.skipped
+    assert np.array_equal(first["sefa:0"].vector, second["sefa:0"].vector)
+
+
+def test_cache_falls_back_to_the_user_folder_when_the_checkpoint_is_read_only(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(featuremap.os, "access", lambda path, mode: False)
+    path = feature_map_cache_path(checkpoint, 20, 10, 0, "pca")
+    sha = checkpoint.meta["files"]["generator"]["sha256"]
+    assert path.parent == tmp_path / "user-cache" / sha
+    load_or_build_feature_map(checkpoint, None, n_fake=10, method="pca")
+    assert (tmp_path / "user-cache" / sha).is_dir() and not (checkpoint.path / "analysis").exists()
+
+
+def test_a_corrupt_cache_file_is_rebuilt(checkpoint):
+    path = feature_map_cache_path(checkpoint, 5000, 10, 0, "pca")
+    path.parent.mkdir()
+    path.write_bytes(b"not a zip file")
+    fm = load_or_build_feature_map(checkpoint, None, n_fake=10, method="pca")
+    assert len(fm.index) == 10 and np.load(path, allow_pickle=False)["index"].shape == (10,)
+
+
+def test_thumbnail_png(dataset):
+    image = Image.open(io.BytesIO(thumbnail_png(dataset.images, 4)))
+    assert image.size == (32, 32) and image.mode == "RGB"
+    assert np.array_equal(np.asarray(image), dataset.images[4].permute(1, 2, 0).numpy())
+    grey = Image.open(io.BytesIO(thumbnail_png(dataset.images[:, :1], 0)))
+    assert grey.mode == "L"
+
+
+def test_precompute_without_the_dataset_says_so_and_writes_the_analysis(checkpoint, capsys):
+    assert precompute([str(checkpoint.path), "--n-fake", "16", "--method", "pca"]) == 0
+    err = capsys.readouterr().err
+    assert "not available on this machine" in err and "generated images only" in err
+    files = sorted(p.name for p in (checkpoint.path / "analysis").iterdir())
+    assert files == ["directions-k10-samples5000-seed0.npz", "featuremap-pca-real5000-fake16-seed0.npz"]
