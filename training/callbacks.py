@@ -63,6 +63,7 @@ class MetricHistory:
 
     def on_start(self, state) -> None:
         self.path = Path(state.run_dir) / HISTORY_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= state.step]
             self.path.write_text("".join(line + "\n" for line in kept))

@@ -36,6 +36,7 @@ from explorer.checkpoint import (
     save_snapshot,
 )
 from explorer.datasets import ImageDataset
+from explorer.generate import generate
 from explorer.model import Discriminator, Generator, count_parameters
 from training.config import TrainConfig
 
@@ -416,7 +417,8 @@ def train(config: TrainConfig, dataset: ImageDataset, callbacks=None, resume: bo
                 "img_per_s": window_steps * state.images_per_step / max(elapsed, 1e-9),
                 "epoch": state.step / steps_per_epoch,
             }
-            grid = _sample(ema.model if ema is not None else generator, noise_for_grid, memory_format)
+            # Eval mode (BN running statistics), left untouched; float32 (N, C, H, W) on the CPU.
+            grid = generate(ema.model if ema is not None else generator, noise_for_grid)
             metrics["diversity"] = sample_diversity(grid)
             state.metrics = metrics
             cb("on_log", state, metrics)
@@ -446,16 +448,6 @@ def _all_reduce_mean(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, device=device)
     dist.all_reduce(t)
     return (t / dist.get_world_size()).tolist()
-
-
-@torch.no_grad()
-def _sample(generator: nn.Module, z: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-    """G(z) in eval mode (BN running statistics, which are left untouched), float32 (N, C, H, W) on CPU."""
-    was_training = generator.training
-    generator.eval()
-    images = generator(z).float().contiguous().cpu()
-    generator.train(was_training)
-    return images
 
 
 def dataset_meta(dataset: ImageDataset) -> dict:
