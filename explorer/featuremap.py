@@ -292,6 +292,25 @@ def _cache_dirs(checkpoint: Checkpoint) -> tuple[Path, Path]:
     return checkpoint.path / ANALYSIS_DIR, user / weights_sha256(checkpoint, "generator")
 
 
+def cached_analysis_files(checkpoint: Checkpoint, pattern: str) -> list[Path]:
+    """Cached analysis files matching `pattern` (e.g. "featuremap-*.npz") built from this checkpoint's G and D.
+
+    For pages that list every cached build (any parameters) without building one; files whose
+    cache key names other weights or another cache version, or that cannot be read, are left out.
+    """
+    want = _cache_key(checkpoint, {})  # the weights and cache version, whatever the build parameters
+    found = []
+    for directory in _cache_dirs(checkpoint):
+        for path in sorted(directory.glob(pattern)):
+            try:
+                cache_key = npz_header(path).get("cache_key") or {}
+            except (OSError, ValueError, zipfile.BadZipFile):
+                continue
+            if all(cache_key.get(k) == v for k, v in want.items()):
+                found.append(path)
+    return found
+
+
 def analysis_cache_path(checkpoint: Checkpoint, filename: str) -> Path:
     """Where a cached `filename` is written: <checkpoint>/analysis/ if writable (or creatable), else the user cache."""
     analysis, user = _cache_dirs(checkpoint)

@@ -39,7 +39,6 @@ from explorer.directions import (
     Probe,
     fit_attribute_probe,
     load_directions,
-    npz_header,
     sefa_directions,
 )
 from explorer.generate import generate, realism
@@ -326,27 +325,8 @@ PROBE_PER_CLASS = 300
 
 
 def _cached_files(key: ModelKey, pattern: str) -> list[Path]:
-    """Analysis files matching `pattern` whose cache key names this checkpoint's G and D weights, preferred first.
-
-    The core's `_load_or_build` only loads-or-builds; a page must know whether a file exists without
-    building one, so this repeats its key check (generator/discriminator SHA-256 and cache version).
-    """
-    checkpoint = model(key)
-    want = {
-        "cache_version": featuremap.CACHE_VERSION,
-        "generator_sha256": featuremap.weights_sha256(checkpoint, "generator"),
-        "discriminator_sha256": featuremap.weights_sha256(checkpoint, "discriminator"),
-    }
-    found = []
-    for directory in featuremap._cache_dirs(checkpoint):
-        for path in sorted(directory.glob(pattern)):
-            try:
-                cache_key = npz_header(path).get("cache_key") or {}
-            except (OSError, ValueError, zipfile.BadZipFile):
-                continue
-            if all(cache_key.get(k) == v for k, v in want.items()):
-                found.append(path)
-    return found
+    """Analysis files for this checkpoint's weights matching `pattern`, preferred first (see the core)."""
+    return featuremap.cached_analysis_files(model(key), pattern)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -1,4 +1,4 @@
-"""`python -m training.export RUN OUT [--dtype fp16|fp32] [--no-discriminator]`: a small flat checkpoint to ship.
+"""`python -m training.export RUN OUT [--dtype fp16|fp32] [--generator ema|raw] [--no-discriminator]`: a small flat checkpoint to ship.
 
 Copies the run's latest snapshot (EMA generator when present), its sample grids, curves and
 metric history (the explorer's Model page reads them), without optimizer state.
@@ -21,11 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", help="run directory (or snapshot) to export")
     p.add_argument("out", help="target directory (replaced)")
     p.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
+    p.add_argument(
+        "--generator", choices=("ema", "raw"), default="ema",
+        help="which G to ship: the EMA one when the run kept it (default), or the raw one (a short run's EMA may still lag)",
+    )
     p.add_argument("--no-discriminator", action="store_true", help="drop D (the explorer then has no realism score or feature map)")
     args = p.parse_args(argv)
     run, out = Path(args.run), Path(args.out)
     try:
-        target = export_checkpoint(run, out, torch.float16 if args.dtype == "fp16" else torch.float32, not args.no_discriminator)
+        target = export_checkpoint(run, out, torch.float16 if args.dtype == "fp16" else torch.float32, not args.no_discriminator, prefer_ema=args.generator == "ema")
     except (CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
