@@ -48,6 +48,7 @@ from explorer.images import grid, to_uint8
 from explorer.latent import (
     MAX_SEED,
     WALK_MODES,
+    apply_offsets,
     latent_norm_stats,
     validate_seed,
     walk,
@@ -192,18 +193,6 @@ def slider_directions(checkpoint: Checkpoint, count: int = DIRECTION_SLIDERS) ->
     return out, note
 
 
-def edit_latent(z: torch.Tensor, raw_offsets: list[float], moves: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
-    """z with raw_offsets added to its first coordinates and each (unit direction, amount) move applied.
-
-    Core candidate: the Streamlit pages keep the same slider edit as `pages.common.apply_offsets`.
-    """
-    out = z.clone().float()
-    out[: len(raw_offsets)] += torch.tensor(raw_offsets, dtype=torch.float32)
-    for vector, amount in moves:
-        out += float(amount) * vector
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- the actions
 
 
@@ -277,7 +266,8 @@ class Explorer:
             raise _fail(f"expected {expected} slider values after the seed, got {len(sliders)}")
         values = [_number(v, f"slider '{label}'", -SLIDER_SPAN, SLIDER_SPAN) for v, (_, label) in zip(sliders, self.sliders)]
         raw, amounts = values[: self.raw_dims], values[self.raw_dims :]
-        z = edit_latent(z_from_seed(seed, self.z_dim), raw, [(d.vector, a) for d, a in zip(self.directions, amounts)])
+        offsets = {**{f"z:{i}": v for i, v in enumerate(raw)}, **{d.name: a for d, a in zip(self.directions, amounts)}}
+        z = apply_offsets(z_from_seed(seed, self.z_dim), offsets, {d.name: d.vector for d in self.directions})
         image = generate(self.G, z[None])
         info = (
             f"seed {seed} · |z| {z.norm():.2f} (prior shell {self.norm.mean:.2f} ± {self.norm.std:.2f})"

@@ -13,7 +13,7 @@ norm ~sqrt(z_dim / 2)), where the generator saw few training latents.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -201,3 +201,17 @@ def latent_norm_stats(z_dim: int) -> NormStats:
     k = _validate_z_dim(z_dim)
     mean = math.sqrt(2.0) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2))
     return NormStats(mean=mean, std=math.sqrt(max(k - mean * mean, 0.0)))
+
+
+def apply_offsets(z: torch.Tensor, offsets: dict[str, float], vectors: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
+    """z (z_dim,) + sum of offset * unit vector: the slider edit of both UIs. Names "z:i" move raw coordinate i."""
+    out = z.clone().float()
+    for name, value in offsets.items():
+        if not value:
+            continue
+        if name.startswith("z:") and name[2:].isdigit():
+            out[int(name[2:])] += float(value)
+        else:
+            v = torch.as_tensor(vectors[name], dtype=torch.float32)
+            out += float(value) * v / v.norm()
+    return out

@@ -594,20 +594,6 @@ def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
 
 
-def apply_offsets(z: torch.Tensor, offsets: dict[str, float], vectors: dict[str, np.ndarray]) -> torch.Tensor:
-    """z + sum of offset * unit vector: the slider edit. Names "z:i" move raw coordinate i."""
-    out = z.clone().float()
-    for name, value in offsets.items():
-        if not value:
-            continue
-        if name.startswith("z:") and name[2:].isdigit():
-            out[int(name[2:])] += float(value)
-        else:
-            v = torch.as_tensor(vectors[name], dtype=torch.float32)
-            out += float(value) * v / v.norm()
-    return out
-
-
 def frame_distances(frames_u8: np.ndarray) -> np.ndarray:
     """Mean absolute pixel change between consecutive frames, in [0, 1] of the pixel range: (F - 1,)."""
     x = frames_u8.astype(np.float32).reshape(len(frames_u8), -1) / 255.0

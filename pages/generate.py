@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.generate import MAX_GRID
-from explorer.latent import MAX_SEED, latent_norm_stats, z_from_seed
+from explorer.latent import MAX_SEED, apply_offsets, latent_norm_stats, z_from_seed
 from explorer.urlstate import MAX_OFFSET, decode_state, encode_state
 from pages import common
 
@@ -109,7 +109,7 @@ with left:
         )
 
 z = z_from_seed(seed, z_dim)
-z_edit = common.apply_offsets(z, offsets, {n: d.vector for n, d in directions.items()})
+z_edit = apply_offsets(z, offsets, {n: d.vector for n, d in directions.items()})
 latents = np.stack([z.numpy(), z_edit.numpy()])
 pair = common.images_for_latents(key, latents)
 scores = common.realism_for_latents(key, latents)

@@ -243,3 +243,12 @@ def test_seed_grid(models):
         seed_grid(G, MAX_SEED, 2)
     with pytest.raises(ValueError, match="seed"):
         seed_grid(G, -5, 2)
+
+
+def test_apply_offsets_moves_raw_coordinates_and_unit_directions():
+    from explorer.latent import apply_offsets
+
+    z = torch.zeros(4)
+    out = apply_offsets(z, {"z:1": 2.0, "d": 3.0, "unused": 0.0}, {"d": np.array([0.0, 0.0, 0.0, 5.0])})
+    assert torch.equal(out, torch.tensor([0.0, 2.0, 0.0, 3.0]))  # the direction is normalised first
+    assert torch.equal(z, torch.zeros(4)), "the input latent is not modified"
