@@ -1,0 +1,185 @@
+"""Server-side latency of the explorer's actions on a checkpoint (issue 4's targets).
+
+    python -m bench.explorer_latency [--checkpoint checkpoints/synthetic-faces-64] [--repeats 20] [--json out.json]
+
+* slider move: a full Streamlit rerun of the Generate page (AppTest, in this process) after one
+  direction slider changes, i.e. everything the server does before the new image is sent;
+* 64-image grid, arithmetic 3x3 grid, 60-frame walk + MP4: the core calls each page makes
+  (generation, uint8 conversion, PNG/MP4 encoding), timed directly;
+* feature map page, cached: AppTest run of the Feature map page with the precomputed map on disk
+  (first visit in a session, which reads the file, and a rerun);
+* app cold start: `streamlit run app.py` in a new process until the first page's images are
+  rendered in headless chromium.
+
+The numbers are p50/p95 over `--repeats` (cold start: one run). The feature map's cold build time
+comes from `python -m explorer.precompute` (see BENCHMARKS.md), not from here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    ms = np.array(times) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "n": len(times)}
+
+
+def timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up: first call allocates
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def core_actions(checkpoint_path: Path, repeats: int) -> dict:
+    from explorer.arithmetic import ConceptBin, arithmetic
+    from explorer.checkpoint import load_checkpoint
+    from explorer.generate import seed_grid
+    from explorer.images import png_bytes, to_uint8
+    from explorer.latent import walk, z_from_seeds
+    from explorer.video import frames_to_mp4
+    from explorer.generate import generate
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    G, z_dim = checkpoint.generator, checkpoint.config.z_dim
+    counter = iter(range(10**6))
+
+    def grid64():
+        images, _ = seed_grid(G, 1000 * next(counter), 64)  # new seeds each time: no cache helps
+        for image in to_uint8(images):
+            png_bytes(image)
+
+    def arithmetic_grid():
+        base = 100 * next(counter)
+        bins = [ConceptBin("a", [base, base + 1, base + 2], 1.0), ConceptBin("b", [base + 3, base + 4, base + 5], -1.0),
+                ConceptBin("c", [base + 6, base + 7, base + 8], 1.0)]
+        result = arithmetic(G, bins, z_dim, seed=0)
+        for image in to_uint8(result.grid_images):
+            png_bytes(image)
+
+    def walk_mp4():
+        base = 10 * next(counter)
+        z = walk(z_from_seeds(range(base, base + 9), z_dim), frames_per_segment=8, mode="slerp")[:60]
+        frames_to_mp4(to_uint8(generate(G, z)))
+
+    return {
+        "grid_64": percentiles(timed(grid64, repeats)),
+        "arithmetic_3x3": percentiles(timed(arithmetic_grid, repeats)),
+        "walk_60_frames_mp4": percentiles(timed(walk_mp4, max(3, repeats // 4))),
+    }
+
+
+def apptest_actions(checkpoint_path: Path, repeats: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["LATENT_LAB_CHECKPOINTS"] = str(checkpoint_path.parent.resolve())
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    slider = next(s for s in at.slider if str(s.key).startswith("gen_off::"))
+    key = slider.key
+    values = np.linspace(-3, 3, repeats + 1)
+    at.slider(key=key).set_value(float(values[0])).run()
+    times = []
+    for value in values[1:]:
+        start = time.perf_counter()
+        at.slider(key=key).set_value(round(float(value), 1)).run()
+        times.append(time.perf_counter() - start)
+        assert not at.exception, at.exception
+    result = {"slider_move_rerun": percentiles(times), "slider": key}
+
+    at.switch_page("pages/feature_map.py")
+    start = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - start
+    assert not at.exception, at.exception
+    reruns = []
+    for _ in range(3):
+        start = time.perf_counter()
+        at.run()
+        reruns.append(time.perf_counter() - start)
+    result["feature_map_page_cached"] = {"first_visit_ms": first * 1000, "rerun_p50_ms": float(np.median(reruns) * 1000)}
+    result["feature_map_errors"] = [str(e.value) for e in at.error]
+    return result
+
+
+def cold_start(checkpoint_path: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LATENT_LAB_CHECKPOINTS": str(checkpoint_path.parent.resolve())}
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+            browser = p.chromium.launch_persistent_context(
+                profile, executable_path=shutil.which("chromium"),
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            )
+            browser_ready = time.perf_counter() - start
+            page = browser.new_page()
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 3", timeout=120_000)
+            total = time.perf_counter() - start
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"to_first_page_with_images_s": total, "of_which_browser_launch_s": browser_ready}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "synthetic-faces-64"))
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--json")
+    p.add_argument("--skip-cold-start", action="store_true")
+    args = p.parse_args(argv)
+    path = Path(args.checkpoint)
+    results = {"checkpoint": str(path), "torch_threads": torch.get_num_threads()}
+    if not args.skip_cold_start:
+        results["cold_start"] = cold_start(path)
+        print("cold start", results["cold_start"], flush=True)
+    results.update(core_actions(path, args.repeats))
+    results.update(apptest_actions(path, args.repeats))
+    for key, value in results.items():
+        print(f"{key}: {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
