@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         "--generator", choices=("ema", "raw"), default="ema",
         help="which G to ship: the EMA one when the run kept it (default), or the raw one (a short run's EMA may still lag)",
     )
+    p.add_argument("--sample-grids", type=int, default=4, help="copy at most this many sample grids, evenly spaced, the last included (default 4)")
     p.add_argument("--no-discriminator", action="store_true", help="drop D (the explorer then has no realism score or feature map)")
     args = p.parse_args(argv)
     run, out = Path(args.run), Path(args.out)
@@ -36,8 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     for extra in (HISTORY_FILE, "curves.png", "config.json"):
         if (run / extra).is_file():
             shutil.copy2(run / extra, target / extra)
-    if (run / "samples").is_dir():
-        shutil.copytree(run / "samples", target / "samples", dirs_exist_ok=True)
+    grids = sorted((run / "samples").glob("*.png")) if (run / "samples").is_dir() else []
+    if grids and args.sample_grids > 0:
+        # Each 64-image grid is ~0.5 MB: keep the shipped checkpoint small but show progress over time.
+        keep = sorted({round(i * (len(grids) - 1) / max(1, args.sample_grids - 1)) for i in range(args.sample_grids)})
+        (target / "samples").mkdir(exist_ok=True)
+        for i in keep:
+            shutil.copy2(grids[i], target / "samples" / grids[i].name)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"exported {target} ({size / 1e6:.1f} MB)")
     return 0
