@@ -27,7 +27,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -371,7 +371,6 @@ class Checkpoint:
     generator: Generator  # EMA weights when present and asked for; eval mode, float32
     discriminator: Discriminator | None
     uses_ema: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def step(self) -> int:

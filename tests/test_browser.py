@@ -174,7 +174,7 @@ def test_dragging_samples_into_bins_shows_the_arithmetic_grid(page, server):
     open_page(page, server, "arithmetic", "Vector arithmetic")
     thumbs, bins = page.locator(".palette .thumb"), page.locator(".bin")
     thumbs.first.wait_for()
-    assert page.get_by_text("Empty bins").is_visible()
+    assert page.get_by_text("Empty bins").first.is_visible()
     for k in range(3):  # HTML5 drag-and-drop
         thumbs.nth(k).drag_to(bins.nth(0))
         wait_idle(page)
@@ -186,20 +186,21 @@ def test_dragging_samples_into_bins_shows_the_arithmetic_grid(page, server):
         page.mouse.up()
         wait_idle(page)
     assert [bins.nth(i).locator(".thumb").count() for i in range(3)] == [3, 2, 3]
-    page.get_by_text("G(Y) in the centre").wait_for()
+    # .first: while Streamlit swaps a rerun's elements in, the old and new copy of a text can both be on the page
+    page.get_by_text("G(Y) in the centre").first.wait_for()
     assert page.get_by_text("Y = ").first.is_visible()
-    assert page.get_by_text("bin 'neutral woman' has 2 images", exact=False).is_visible()
+    assert page.get_by_text("bin 'neutral woman' has 2 images", exact=False).first.is_visible()
     # removing a sample with its × button updates the result
     bins.nth(1).locator("button").first.click()
     wait_idle(page)
     assert bins.nth(1).locator(".thumb").count() == 1
-    page.get_by_text("has 1 image").wait_for()
+    page.get_by_text("has 1 image").first.wait_for()
     screenshot(page, "arithmetic")
 
 
 def test_walk_downloads_as_gif_and_mp4(page, server):
     open_page(page, server, "walks", "Latent walks")
-    assert page.get_by_text("65 frames").is_visible()
+    assert page.get_by_text("65 frames").first.is_visible()
     with page.expect_download() as gif:
         page.get_by_role("button", name="Download GIF").click()
     data = Path(gif.value.path()).read_bytes()
@@ -225,7 +226,7 @@ def test_clicking_a_feature_map_point_shows_its_images(page, server):
     preview.wait_for(state="visible")
     page.wait_for_function("() => { const i = document.querySelector('img.latent-lab-hover-thumb'); return i.complete && i.naturalWidth > 0; }")
     page.mouse.click(x, y)
-    page.get_by_text("1 selected").wait_for()
+    page.get_by_text("1 selected").first.wait_for()
     wait_idle(page)
     page.locator('[data-testid="stImage"]').filter(has_text="real #").first.wait_for()  # the nearest real images
     screenshot(page, "feature-map")

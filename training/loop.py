@@ -273,11 +273,6 @@ class TrainResult:
     stop_reason: str | None
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    module = getattr(module, "_orig_mod", module)
-    return getattr(module, "module", module)
-
-
 def train(config: TrainConfig, dataset: ImageDataset, callbacks=None, resume: bool = False) -> TrainResult:
     """Train G and D on `dataset` (already loaded at config.image_size) and write snapshots to config.out.
 
