@@ -153,10 +153,6 @@ show = c3.radio("Show", ["both", "real", "generated"], horizontal=True, key="fma
 coords = fmap.coords_umap if layout == "UMAP" else fmap.coords_pca
 visible = np.ones(len(coords), bool) if show == "both" else (fmap.is_real if show == "real" else ~fmap.is_real)
 
-dataset = map_dataset(key, fmap)
-G = checkpoint.generator
-# Hover previews are files under static/ (served by Streamlit), written once per map in the background.
-thumbs, thumbs_status = common.hover_thumbnails(key, path.stem, len(coords), lambda points: point_images(G, dataset, fmap, points))
 
 
 def hover_text(i: np.ndarray) -> list[str]:
@@ -190,6 +186,11 @@ else:
 # No dragmode: Streamlit then starts in pan mode, where a click selects a point (box and lasso are in the toolbar).
 fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
 event = st.plotly_chart(fig, key="fmap_plot", on_select="rerun", selection_mode=("points", "box", "lasso"))
+dataset = map_dataset(key, fmap)
+G = checkpoint.generator
+# Hover previews are files under static/ (served by Streamlit), written once per map in a background
+# thread, started after the chart so that its image generation does not compete with drawing the map.
+thumbs, thumbs_status = common.hover_thumbnails(key, path.stem, len(coords), lambda points: point_images(G, dataset, fmap, points))
 if thumbs_status == "ready":
     common.plot_hover(thumbs, TRACE_META)
     st.caption("Hover over a point to see its image; click, box- or lasso-select points to compare them with their nearest real images.")
