@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     root = Path("bench/output/bf16_stability")
     results = {amp: run(amp, args.steps, args.image_size, dataset, root / amp, args.log_every) for amp in ("off", "bf16")}
     for amp, r in results.items():
-        f, m = r["final"], r["mean_last_quarter"]
+        m = r["mean_last_quarter"]
         print(
             f"amp={amp:>4}: {r['img_per_s']:6.1f} img/s, finite={r['all_finite']}, last-quarter mean "
             f"loss_d={m['loss_d']:.3f} loss_g={m['loss_g']:.3f} D(x)={m['d_real']:.3f} D(G(z))={m['d_fake']:.3f} "

@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.local_server import free_port, launch_chromium, start_streamlit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,23 +121,13 @@ def apptest_actions(checkpoint_path: Path, repeats: int) -> dict:
 def cold_start(checkpoint_path: Path) -> dict:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "LATENT_LAB_CHECKPOINTS": str(checkpoint_path.parent.resolve())}
     start = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = start_streamlit(port, env=env)
     try:
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-            browser = p.chromium.launch_persistent_context(
-                profile, executable_path=shutil.which("chromium"),
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            )
+            browser = launch_chromium(p, profile)
             browser_ready = time.perf_counter() - start
             page = browser.new_page()
             deadline = time.monotonic() + 120

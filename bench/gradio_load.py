@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -31,14 +30,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.local_server import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 MAX_SEED = 2**32 - 1  # explorer.latent.MAX_SEED, without importing torch into the client process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float | None:

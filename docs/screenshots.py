@@ -9,24 +9,18 @@ same core functions the Latent walks page calls.
 """
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit  # noqa: E402
+
 OUT = REPO / "docs" / "img"
 PAGES = {"generate": "", "arithmetic": "arithmetic", "walks": "walks", "feature-map": "feature_map", "model": "model"}
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
 
 
@@ -48,28 +42,12 @@ def main() -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     walk_gif(OUT / "walk.gif")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    server = start_streamlit(port)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not start")
+        wait_for_streamlit(port, server, timeout_s=90)
         with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-            browser = p.chromium.launch_persistent_context(
-                profile, executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000}
-            )
+            browser = launch_chromium(p, profile, viewport={"width": 1400, "height": 1000})
             page = browser.new_page()
             for name, url_path in PAGES.items():
                 page.goto(f"http://127.0.0.1:{port}/{url_path}", timeout=120_000)

@@ -10,21 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bench.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit
+
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 # The app is idle when Streamlit's "running" widget and the loading skeletons are gone.
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
 TIMEOUT_MS = 60_000  # the first page load imports torch and loads the model in the server
@@ -39,46 +33,16 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_checkpoints, tmp_path_factory):
     """The app on a free port, on the fixture checkpoints; stopped by PID when the module is done."""
     _chromium()  # no browser, no point starting a server
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "streamlit", "run", "app.py",
-                "--server.headless", "true",
-                "--server.address", "127.0.0.1",
-                "--server.port", str(port),
-                "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none",  # nothing is edited during the tests; watching costs CPU
-            ],
-            cwd=REPO,
-            env=tiny_checkpoints.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+        process = start_streamlit(port, env=tiny_checkpoints.env, stdout=out)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start (exit code {process.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        base = wait_for_streamlit(port, process, log=log)
         yield base
     finally:
         if process.poll() is None:
@@ -95,11 +59,11 @@ def browser(server, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh profile, never the user's
-            executable_path=_chromium(),
+        _chromium()
+        context = launch_chromium(
+            p,
+            tmp_path_factory.mktemp("chromium-profile"),
             headless=True,
-            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000},
             accept_downloads=True,
         )

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+
+from bench.local_server import free_port, launch_chromium
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -34,18 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignor
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOT = REPO / "tests" / "output" / "screenshots" / "gradio.png"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def analysed(tiny_checkpoints, tmp_path_factory) -> Path:
     """A copy of the tiny run whose analysis cache holds an attribute direction and a (PCA) feature map.
@@ -329,8 +318,8 @@ def test_browser_renders_and_generates(served, tmp_path):
 
     _, url, _ = served
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "profile"), executable_path=chromium, args=CHROMIUM_ARGS,
+        context = launch_chromium(
+            p, tmp_path / "profile",
             viewport={"width": 1280, "height": 900},
         )
         try:
