@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.generate import eval_mode
+from explorer.images import from_uint8
 from explorer.model import Discriminator
 
 POOLED_SIZE = 4  # each block's activation is max-pooled to 4x4 cells, as in the paper
@@ -44,7 +45,7 @@ def discriminator_features(
     with eval_mode(D):
         for start in range(0, images.shape[0], batch_size):
             x = images[start : start + batch_size].to(device)
-            x = x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+            x = from_uint8(x) if x.dtype == torch.uint8 else x.float()
             activations = D.features(x)
             pooled = [F.adaptive_max_pool2d(a, POOLED_SIZE).flatten(1) for a in activations]
             features[start : start + x.shape[0]] = torch.cat(pooled, dim=1).cpu().numpy()

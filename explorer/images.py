@@ -26,6 +26,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return array[0] if single else array
 
 
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W) in [0, 255] -> float32 in [-1, 1], the generator's (Tanh's) range: the inverse of `to_uint8`'s scaling.
+
+    Used for training batches, discriminator features of real images and UI images alike.
+    """
+    return images.to(torch.float32).div_(127.5).sub_(1.0)
+
+
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> one uint8 HWC (or HW) mosaic via torchvision's make_grid."""
     n = images.shape[0]

@@ -42,7 +42,7 @@ from explorer.directions import (
     sefa_directions,
 )
 from explorer.generate import generate, realism
-from explorer.images import grid, png_bytes, to_uint8
+from explorer.images import from_uint8, grid, png_bytes, to_uint8
 from explorer.latent import z_from_seeds
 from explorer.registry import (
     CHECKPOINTS_ROOT,
@@ -590,7 +590,7 @@ def show_errors(messages: list[str], kind: str = "warning") -> None:
 
 def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W[, C]) as produced by `explorer.images.to_uint8` -> float (N, C, H, W) in [-1, 1] (its inverse)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / 127.5 - 1.0
+    x = from_uint8(torch.from_numpy(np.ascontiguousarray(images)))
     return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
 
 

@@ -157,3 +157,4 @@ def test_export_is_flat_fp16_and_equivalent(tmp_path):
     assert 0 < diff < 0.05  # fp16 rounding of the weights only
     size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))  # noqa: E731
     assert size(out) < 0.6 * size(tmp_path / "run" / "snapshots")
+

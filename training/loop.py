@@ -37,6 +37,7 @@ from explorer.checkpoint import (
 )
 from explorer.datasets import ImageDataset
 from explorer.generate import generate
+from explorer.images import from_uint8
 from explorer.model import Discriminator, Generator, count_parameters
 from training.config import TrainConfig
 
@@ -163,7 +164,7 @@ def fixed_noise(count: int, z_dim: int, seed: int) -> torch.Tensor:
 
 def to_unit_range(batch_uint8: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
     """uint8 (B, C, H, W) in [0, 255] -> float32 in [-1, 1] (Tanh's range)."""
-    return batch_uint8.to(torch.float32).mul_(2.0 / 255.0).sub_(1.0).contiguous(memory_format=memory_format)
+    return from_uint8(batch_uint8).contiguous(memory_format=memory_format)
 
 
 def discriminator_loss_real(d_real: torch.Tensor, loss: str, smoothing: float) -> torch.Tensor:
