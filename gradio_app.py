@@ -72,6 +72,11 @@ MAX_JITTER = 2.0
 MAX_SEED_TEXT = 4096  # characters in a seed list box; 64 seeds of 10 digits need under 800
 MAX_FEATURE_POINTS = 20000  # plotly in the browser stays responsive up to about this many markers
 MAX_QUEUE = 128  # waiting requests beyond this are refused at once instead of timing out
+# Gradio keeps per-session state (a copy of every component's config, ~150 KB here) for its most recent
+# sessions, and each API call without a session is a new session: at gradio's default of 10,000 the
+# server grew by ~2 MB/s under load (BENCHMARKS.md, issue 7). A visitor's state here is only the seeds
+# their gallery shows, so the last 500 sessions are plenty and memory stays flat.
+MAX_SESSIONS = 500
 SCRATCH_MAX_AGE_S = 600  # walk files are copied into gradio's cache on return; our copies can go soon after
 NO_LINK_MESSAGE = "No public share link could be created (offline, or the share server is unreachable)."
 
@@ -536,6 +541,7 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, sh
     demo.queue(default_concurrency_limit=concurrency, max_size=MAX_QUEUE)
     _, local_url, share_url = demo.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True, css=CSS, quiet=quiet,
+        state_session_capacity=MAX_SESSIONS,
         ssr_mode=False,  # no Node server: one process, one port, which is what the tests and the load bench drive
     )
     if share:

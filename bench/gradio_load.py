@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> dict:
         lock = threading.Lock()
         stop_at = time.monotonic() + args.seconds
         peak = [rss_start or 0.0]
+        timeline = [(0.0, rss_start)]  # (seconds into the window, RSS MiB) every 30 s: does it plateau?
         done = threading.Event()
 
         def client_loop(index: int) -> None:
@@ -133,10 +134,13 @@ def run(args: argparse.Namespace) -> dict:
                 value = rss_mib(proc.pid)
                 if value is not None:
                     peak[0] = max(peak[0], value)
+                    elapsed = time.monotonic() - window_start
+                    if elapsed - timeline[-1][0] >= 30:
+                        timeline.append((round(elapsed, 1), value))
 
+        window_start = time.monotonic()
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
-        window_start = time.monotonic()
         threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
         for t in threads:
             t.start()
@@ -148,6 +152,7 @@ def run(args: argparse.Namespace) -> dict:
         rss_end = rss_mib(proc.pid)
         if rss_end is not None:
             peak[0] = max(peak[0], rss_end)
+        timeline.append((round(window, 1), rss_end))
     finally:
         proc.terminate()
         try:
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> dict:
         "throughput_per_s": round(len(latencies) / window, 2) if window > 0 else None,
         "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": float(lat.max()) if len(lat) else None},
         "server_rss_mib": {"start": rss_start, "end": rss_end, "peak": peak[0] or None},
+        "server_rss_timeline": timeline,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]},
     }
 
@@ -190,6 +196,7 @@ def table(result: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.append("server RSS every 30 s: " + ", ".join(f"{t:.0f} s {v:.0f}" for t, v in result["server_rss_timeline"] if v is not None))
     lines += [f"  error x{n}: {kind}" for kind, n in result["error_kinds"].items()]
     return "\n".join(lines)
 

@@ -327,13 +327,15 @@ def read_meta(path: str | os.PathLike) -> tuple[Path, dict]:
     return snapshot, meta
 
 
-def _load_weights(file: Path, expected_sha256: str | None, module: torch.nn.Module) -> None:
-    """Check hash, keys, shapes and dtypes from the safetensors header, then copy into `module`."""
+def _read_weights(file: Path, expected_sha256: str | None, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Check hash, keys, shapes and dtypes from the safetensors header against `expected`, then read the tensors.
+
+    `expected` may hold meta-device tensors: only their shapes and float-ness are used.
+    """
     if not file.is_file():
         raise CheckpointError(f"{file} is missing")
     if expected_sha256 is not None and _sha256(file) != expected_sha256:
         raise CheckpointError(f"{file} does not match the SHA-256 in meta.json: truncated, corrupted or replaced")
-    expected = module.state_dict()
     try:
         with safe_open(str(file), framework="pt") as f:
             keys = set(f.keys())
@@ -360,7 +362,30 @@ def _load_weights(file: Path, expected_sha256: str | None, module: torch.nn.Modu
     for key, tensor in state.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{file}: tensor {key} holds NaN or Inf values")
+    return state
+
+
+def _load_weights(file: Path, expected_sha256: str | None, module: torch.nn.Module) -> None:
+    """`_read_weights` against an existing module's state, then copy into it."""
+    expected = module.state_dict()
+    state = _read_weights(file, expected_sha256, expected)
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+
+
+def _build_checked(cls: type, config: DCGANConfig, file: Path, expected_sha256: str | None) -> torch.nn.Module:
+    """`cls(config)` with the validated weights of `file`, allocated only after they fit.
+
+    The architecture comes from meta.json, which may lie: a claimed g_width of 10**5 would ask for
+    terabytes before any weight is looked at. The expected shapes come from a meta-device model (no
+    memory), so a file that does not fit is refused before the real model is built, and a real model
+    is never larger than its weight file.
+    """
+    with torch.device("meta"):
+        expected = cls(config).state_dict()
+    state = _read_weights(file, expected_sha256, expected)
+    module = cls(config)
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    return module
 
 
 @dataclass
@@ -401,12 +426,11 @@ def load_checkpoint(
     files = meta["files"]
     use_ema = prefer_ema and "generator_ema" in files
     role = "generator_ema" if use_ema else "generator"
-    generator = Generator(config)
-    _load_weights(snapshot / files[role]["name"], files[role].get("sha256"), generator)
+    generator = _build_checked(Generator, config, snapshot / files[role]["name"], files[role].get("sha256"))
     discriminator = None
     if load_discriminator and "discriminator" in files:
-        discriminator = Discriminator(config)
-        _load_weights(snapshot / files["discriminator"]["name"], files["discriminator"].get("sha256"), discriminator)
+        entry = files["discriminator"]
+        discriminator = _build_checked(Discriminator, config, snapshot / entry["name"], entry.get("sha256"))
         discriminator.to(device).eval()
     generator.to(device).eval()
     return Checkpoint(path=snapshot, meta=meta, config=config, generator=generator, discriminator=discriminator, uses_ema=use_ema)

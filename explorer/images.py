@@ -11,15 +11,20 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
+def to_uint8(images: torch.Tensor, channels_first: bool = False) -> np.ndarray:
     """Generator output in [-1, 1], (N, C, H, W) or (C, H, W) -> uint8 HWC array(s), grayscale as (H, W).
 
+    channels_first=True keeps the tensor layout instead, (N, C, H, W) or (C, H, W) uint8, for code
+    that feeds the images back to a network (FID, the eval net) rather than to a display.
     Values outside [-1, 1] (possible under bf16 or with a foreign checkpoint) are clipped.
     """
     single = images.dim() == 3
     if single:
         images = images.unsqueeze(0)
     pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    if channels_first:
+        array = pixels.numpy()
+        return array[0] if single else array
     array = pixels.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
     if array.shape[-1] == 1:
         array = array[..., 0]

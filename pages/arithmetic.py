@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.arithmetic import ConceptBin, arithmetic, bin_consistency, concept_mean
+from explorer.arithmetic import MAX_BIN_SEEDS, ConceptBin, arithmetic, bin_consistency, concept_mean
 from explorer.features import discriminator_features
 from explorer.generate import generate
 from explorer.images import to_uint8
@@ -117,8 +117,10 @@ def adopt(report) -> None:
     if not isinstance(report, list) or report == state.get(SEEN):
         return
     state[SEEN] = report
+    # The report comes from the browser, so it is bounded here: each bin keeps its first MAX_BIN_SEEDS
+    # distinct seeds (every seed in a bin is generated for the board), whatever a crafted client sends.
     cleaned = [
-        [int(s) for s in b if isinstance(s, (int, float)) and not isinstance(s, bool) and 0 <= s <= MAX_SEED]
+        list(dict.fromkeys(int(s) for s in b if isinstance(s, (int, float)) and not isinstance(s, bool) and 0 <= s <= MAX_SEED))[:MAX_BIN_SEEDS]
         for b in report[:n_bins]
         if isinstance(b, list)
     ]

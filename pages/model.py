@@ -102,6 +102,52 @@ metrics = meta.get("metrics") or {}
 if metrics:
     st.dataframe([{"metric": k, "value": v} for k, v in metrics.items()], hide_index=True)
 
+# -- evaluation (python -m training.evaluate writes it into meta.json and figures beside it)
+st.subheader("Evaluation")
+evaluation = meta.get("evaluation") or {}
+if not evaluation:
+    st.info(
+        "Not evaluated yet. `python -m training.evaluate --checkpoint PATH` measures FID, the paper's SVM probe on D "
+        "features, vector arithmetic against ground truth, memorization and walk smoothness, and writes them here."
+    )
+else:
+    st.caption(f"`python -m training.evaluate`, {evaluation.get('evaluated_at', '?')}, seed {evaluation.get('seed', '?')}, "
+               f"{evaluation.get('generator', '?')} generator, dataset `{evaluation.get('dataset', '?')}`")
+    fid = evaluation.get("fid") or {}
+    if "fid" in fid:
+        c = st.columns(3)
+        c[0].metric("FID", f"{fid['fid']:.4g}")
+        c[1].metric("Real-vs-real floor", f"{fid['real_vs_real']:.4g}")
+        c[2].metric("Samples", f"{fid['samples']:,}")
+        st.caption(f"Feature network: {fid.get('feature_net')}. FIDs are comparable only within one feature network.")
+        if fid.get("by_step"):
+            by_step = go.Figure(go.Scatter(x=[r["step"] for r in fid["by_step"]], y=[r["fid"] for r in fid["by_step"]], mode="lines+markers"))
+            by_step.update_layout(height=280, xaxis_title="step", yaxis_title="FID", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+            st.plotly_chart(by_step, key="model_fid_by_step")
+            st.caption(f"FID of each snapshot of `{fid.get('by_step_run', 'this run')}` against the same real images.")
+    for name, title in (("probe", "Discriminator features as a representation (the paper's Tables 1-2)"),
+                        ("arithmetic", "Vector arithmetic, scored by the eval net")):
+        result = evaluation.get(name) or {}
+        if result.get("table"):
+            st.markdown(f"**{title}**")
+            st.markdown(result["table"])
+        elif result.get("skipped"):
+            st.caption(f"{title}: skipped — {result['skipped']}")
+    neighbours = evaluation.get("neighbors") or {}
+    if "duplicate_rate" in neighbours:
+        st.markdown(
+            f"**Memorization**: median RMS distance to the nearest training image {neighbours['pixel_rms_median']['generated']:.3f} "
+            f"for samples vs {neighbours['pixel_rms_median']['held_out']:.3f} for held-out real images; "
+            f"{neighbours['duplicate_rate']:.1%} of samples are closer to a training image than 99 % of held-out images are."
+        )
+    smooth = evaluation.get("smoothness") or {}
+    if "lerp" in smooth:
+        st.dataframe([{"walk": mode, **{k: round(v, 4) for k, v in smooth[mode].items()}} for mode in ("lerp", "slerp")], hide_index=True)
+    figures = sorted((Path(key.path) / "evaluation").glob("*.png"))
+    if figures:
+        chosen = st.selectbox("Evaluation figure", [f.name for f in figures], key="model_eval_figure")
+        common.show_image(sample_grid(str(Path(key.path) / "evaluation" / chosen)), chosen, side=480)
+
 st.subheader("Architecture")
 cfg = checkpoint.config
 st.caption(

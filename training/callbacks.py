@@ -65,7 +65,7 @@ class MetricHistory:
         self.path = Path(state.run_dir) / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= state.step]
+            kept = [json.dumps(entry) for entry in _parse_history(self.path.read_text()) if entry["step"] <= state.step]
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_log(self, state, metrics) -> None:
@@ -73,11 +73,24 @@ class MetricHistory:
             f.write(json.dumps({"step": state.step, **metrics}) + "\n")
 
 
+def _parse_history(text: str) -> list[dict]:
+    """The entries of a history file, skipping a torn line (a write cut short by a full disk or a kill)."""
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+            entries.append(entry)
+    return entries
+
+
 def read_history(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / HISTORY_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_history(path.read_text())
 
 
 class TensorBoard:

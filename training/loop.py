@@ -248,6 +248,14 @@ class DivergenceGuard:
         return None
 
     def check_diversity(self, diversity: float) -> str | None:
+        # G's weights can turn NaN/Inf in the window's last update while its losses (computed before
+        # that update) are still finite; the sample grid is drawn after it, so check it before the
+        # snapshot is written. (NaN would also slip through the comparisons below.)
+        if not math.isfinite(diversity):
+            return (
+                f"the generator's fixed-noise samples are not finite (diversity {diversity}): its weights diverged. "
+                "Try a lower --lr, --amp off, or --label-smoothing 0.1"
+            )
         self.peak_diversity = max(self.peak_diversity, diversity)
         if diversity < self.config.collapse_std and self.peak_diversity >= 5 * self.config.collapse_std:
             return (
@@ -423,7 +431,11 @@ def train(config: TrainConfig, dataset: ImageDataset, callbacks=None, resume: bo
                 state.stop_reason = problem
                 cb("on_end", state)
                 _barrier(dist_info)
-                raise TrainingDiverged(f"stopped at step {state.step}: {problem}. Last good checkpoint: {latest_snapshot(run_dir)}")
+                kept = latest_snapshot(run_dir)
+                raise TrainingDiverged(
+                    f"stopped at step {state.step}: {problem}. "
+                    + (f"Last good checkpoint: {kept}" if kept else "No checkpoint had been written yet")
+                )
             if end_of_epoch or finished:
                 cb("on_samples", state, grid, f"epoch_{math.ceil(state.step / steps_per_epoch):03d}" if end_of_epoch else f"step_{state.step:08d}")
             if want_checkpoint:

@@ -7,6 +7,7 @@
 Options are validated before any work; --dry-run prints the resolved config and plan and writes
 nothing. With --resume, options default to the run's saved config.json; flags given override them.
 Exit codes: 0 done, 2 bad options or inputs, 3 training diverged (last good checkpoint kept),
+4 a write failed, e.g. the disk is full (the run stops; the last checkpoint is kept),
 130 interrupted (last checkpoint kept).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,  # only flags the user gave appear; the rest come from TrainConfig
     )
     d = TrainConfig()
-    p.add_argument("--dataset", help=f"synthetic-faces[:N] | fashion-mnist[:PATH] | celeba:PATH | folder:PATH | cifar10:PATH | lsun:PATH (default {d.dataset})")
+    p.add_argument("--dataset", help=f"synthetic-faces[:N] | fashion-mnist[:PATH] | celeba:PATH | folder:PATH | cifar10:PATH | svhn:PATH | lsun:PATH (default {d.dataset})")
     p.add_argument("--out", help=f"run directory (default {d.out})")
     p.add_argument("--image-size", type=int, help=f"32, 64 or 128 (default {d.image_size})")
     p.add_argument("--channels", type=int, help="1 or 3 (default: the dataset's)")
@@ -129,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: the last checkpoint in {config.out} is intact; continue with --resume", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A failed write (ENOSPC, EIO, a read-only or vanished disk): stop instead of training on with
+        # nothing saved, since every later snapshot, sample grid and history line would fail the same
+        # way and the work since the last good snapshot would grow unprotected. A failed snapshot
+        # write names the snapshot it left intact (explorer.checkpoint.save_snapshot).
+        print(f"error: {exc}", file=sys.stderr)
+        if (Path(config.out) / LATEST_FILE).exists():
+            print(f"stopped: fix the cause (e.g. free disk space), then continue from the last checkpoint in {config.out} with --resume", file=sys.stderr)
+        return 4
     finally:
         if dist_info.enabled:
             import torch.distributed as dist

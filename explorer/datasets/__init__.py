@@ -7,6 +7,7 @@ A dataset is named by a spec string, "KIND" or "KIND:PATH":
     celeba:PATH                aligned CelebA, official or Kaggle layout, with its 40 attributes
     folder:PATH                any image folder; >= 2 subfolders of images become class labels
     cifar10:PATH               the python batches (PATH/cifar-10-batches-py, or that folder itself)
+    svhn:PATH                  SVHN cropped digits: PATH/train_32x32.mat and PATH/test_32x32.mat
     lsun:PATH[:cat,cat...]     LSUN LMDB databases (needs `lmdb`) or a folder of exported JPEGs
 
 `parse_dataset_spec` validates a spec cheaply (the CLI calls it before any work); `load_dataset`
@@ -14,7 +15,7 @@ returns an `ImageDataset` whose `images` are uint8 (N, C, image_size, image_size
 preloads them once instead of running a DataLoader; the explorer indexes them for real images.
 
 Splits: "train", "val", "test" and "all" where the dataset has them (CelebA through
-list_eval_partition; Fashion-MNIST and CIFAR-10 have train/test; synthetic faces draw held-out splits
+list_eval_partition; Fashion-MNIST, CIFAR-10 and SVHN have train/test; synthetic faces draw held-out splits
 with another seed); a folder has no splits and returns all its images for any split.
 """
 from __future__ import annotations
@@ -32,14 +33,15 @@ from explorer.datasets.readers import (
     read_fashion_mnist,
     read_folder,
     read_lsun,
+    read_svhn,
     read_synthetic_faces,
 )
 
 __all__ = ["DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "load_dataset", "parse_dataset_spec"]
 
-KINDS = ("synthetic-faces", "fashion-mnist", "celeba", "folder", "cifar10", "lsun")
+KINDS = ("synthetic-faces", "fashion-mnist", "celeba", "folder", "cifar10", "lsun", "svhn")
 SPLITS = ("train", "val", "test", "all")
-_USAGE = "synthetic-faces[:N], fashion-mnist[:PATH], celeba:PATH, folder:PATH, cifar10:PATH, lsun:PATH[:category,...]"
+_USAGE = "synthetic-faces[:N], fashion-mnist[:PATH], celeba:PATH, folder:PATH, cifar10:PATH, lsun:PATH[:category,...], svhn:PATH"
 _CATEGORIES = re.compile(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*")
 
 
@@ -146,4 +148,6 @@ def load_dataset(
         return read_cifar10(parsed.path, text, **options)
     if parsed.kind == "lsun":
         return read_lsun(parsed.path, parsed.categories, text, **options)
+    if parsed.kind == "svhn":
+        return read_svhn(parsed.path, text, **options)
     raise DatasetError(f"unknown dataset kind {parsed.kind!r}; valid kinds: {', '.join(KINDS)}")

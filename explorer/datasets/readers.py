@@ -582,6 +582,48 @@ def read_cifar10(
 
 
 # ---------------------------------------------------------------------------------------------
+# SVHN (torchvision, the cropped-digits .mat files)
+# ---------------------------------------------------------------------------------------------
+
+SVHN_CLASSES = [str(digit) for digit in range(10)]  # torchvision maps the files' label 10 to digit 0
+
+
+def read_svhn(
+    path: str, spec: str, image_size: int, channels: int | None, max_images: int | None, split: str
+) -> ImageDataset:
+    from torchvision.datasets import SVHN
+
+    _check_split("svhn", split, ("train", "test", "all"))
+    root = Path(path)
+    parts = ("train", "test") if split == "all" else (split,)
+    missing = [SVHN.split_list[part][1] for part in parts if not (root / SVHN.split_list[part][1]).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{root}: missing SVHN file(s) {', '.join(missing)}; download the cropped-digits format 2 files "
+            "(train_32x32.mat, test_32x32.mat) from http://ufldl.stanford.edu/housenumbers/ into this folder"
+        )
+    images, labels = [], []
+    for part in parts:
+        try:
+            # torchvision checks the official md5 sums, then reads X (32, 32, 3, N) and y (N, 1) with scipy.io.
+            dataset = SVHN(root=str(root), split=part, download=False)
+        except Exception as error:  # RuntimeError on md5 mismatch, scipy errors on odd contents
+            raise DatasetError(
+                f"{root}: torchvision could not read {SVHN.split_list[part][1]} ({error}); it must be the unmodified "
+                "file from http://ufldl.stanford.edu/housenumbers/, download it again"
+            ) from error
+        images.append(np.asarray(dataset.data, dtype=np.uint8))  # (N, 3, 32, 32) CHW
+        labels.append(np.asarray(dataset.labels, dtype=np.int64).reshape(-1))
+    all_images, all_labels = np.concatenate(images), np.concatenate(labels)
+    if max_images is not None:  # copies, so the full split is not kept alive by a view
+        all_images, all_labels = all_images[:max_images].copy(), all_labels[:max_images].copy()
+    tensor = resize_batch(torch.from_numpy(np.ascontiguousarray(all_images)), image_size)
+    return ImageDataset(
+        images=convert_channels(tensor, channels), spec=spec, class_names=list(SVHN_CLASSES), labels=torch.from_numpy(all_labels)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # LSUN (torchvision's LMDB reader, or a folder of exported JPEGs)
 # ---------------------------------------------------------------------------------------------
 
