@@ -361,7 +361,11 @@ def all_directions(key: ModelKey) -> dict[str, Direction]:
 @st.cache_resource(max_entries=2, show_spinner=False)
 def real_dataset(key: ModelKey, max_images: int) -> ImageDataset:
     """The checkpoint's training set (its first `max_images`), at the checkpoint's size; ValueError if unavailable."""
-    checkpoint = model(key)
+    return load_real_dataset(model(key), max_images)
+
+
+def load_real_dataset(checkpoint: Checkpoint, max_images: int) -> ImageDataset:
+    """`real_dataset` without Streamlit's caches, for background threads (no script context there)."""
     spec = checkpoint.dataset.get("spec")
     if not spec:
         raise DatasetError("the checkpoint does not record which dataset it was trained on")
@@ -592,12 +596,6 @@ def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W[, C]) as produced by `explorer.images.to_uint8` -> float (N, C, H, W) in [-1, 1] (its inverse)."""
     x = from_uint8(torch.from_numpy(np.ascontiguousarray(images)))
     return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-
-
-def frame_distances(frames_u8: np.ndarray) -> np.ndarray:
-    """Mean absolute pixel change between consecutive frames, in [0, 1] of the pixel range: (F - 1,)."""
-    x = frames_u8.astype(np.float32).reshape(len(frames_u8), -1) / 255.0
-    return np.abs(np.diff(x, axis=0)).mean(axis=1)
 
 
 def layer_table(module: torch.nn.Module, example: torch.Tensor) -> list[dict]:

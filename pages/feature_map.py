@@ -50,6 +50,16 @@ def map_dataset(key: common.ModelKey, fmap: FeatureMap) -> ImageDataset | None:
         return None
 
 
+def thread_dataset(checkpoint, fmap: FeatureMap) -> ImageDataset | None:
+    """`map_dataset` for the hover-preview thread, which runs outside Streamlit's script context."""
+    if not fmap.is_real.any():
+        return None
+    try:
+        return common.load_real_dataset(checkpoint, int(fmap.index[fmap.is_real].max()) + 1)
+    except ValueError:
+        return None
+
+
 def real_images(dataset: ImageDataset | None, indices: np.ndarray) -> np.ndarray | None:
     """uint8 HWC (or HW) images of dataset indices; None without the dataset."""
     if dataset is None:
@@ -186,11 +196,23 @@ else:
 # No dragmode: Streamlit then starts in pan mode, where a click selects a point (box and lasso are in the toolbar).
 fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h"})
 event = st.plotly_chart(fig, key="fmap_plot", on_select="rerun", selection_mode=("points", "box", "lasso"))
-dataset = map_dataset(key, fmap)
 G = checkpoint.generator
 # Hover previews are files under static/ (served by Streamlit), written once per map in a background
 # thread, started after the chart so that its image generation does not compete with drawing the map.
-thumbs, thumbs_status = common.hover_thumbnails(key, path.stem, len(coords), lambda points: point_images(G, dataset, fmap, points))
+# The thread reads the real images itself (through the core, not Streamlit's cache, which wants a
+# script thread): the first view of the page then waits for neither the dataset nor the previews.
+
+preview_data: dict = {}  # the preview thread's dataset, loaded by its first batch (this run's thread only)
+
+
+def render_previews(points: np.ndarray) -> list:
+    loaded = preview_data
+    if "dataset" not in loaded:
+        loaded["dataset"] = thread_dataset(checkpoint, fmap)
+    return point_images(G, loaded["dataset"], fmap, points)
+
+
+thumbs, thumbs_status = common.hover_thumbnails(key, path.stem, len(coords), render_previews)
 if thumbs_status == "ready":
     common.plot_hover(thumbs, TRACE_META)
     st.caption("Hover over a point to see its image; click, box- or lasso-select points to compare them with their nearest real images.")
@@ -216,6 +238,7 @@ if len(selected) == 0:
     st.info("Select points (click, box or lasso) to see their images and nearest real neighbours.")
     st.stop()
 
+dataset = map_dataset(key, fmap)
 st.subheader(f"{len(selected)} selected" + (f", showing {MAX_SHOWN}" if len(selected) > MAX_SHOWN else ""))
 shown = selected[:MAX_SHOWN]
 has_real = bool(fmap.is_real.any())

@@ -22,6 +22,7 @@ from explorer.latent import (
     z_from_seed,
     z_from_seeds,
 )
+from explorer.evaluation.smoothness import frame_distances
 from explorer.video import frames_to_gif, frames_to_mp4
 from pages import common
 
@@ -96,7 +97,7 @@ with left:
     d1.download_button("Download GIF", data=lambda: frames_to_gif(frames, fps=fps), file_name="walk.gif", mime="image/gif", on_click="ignore", key="walk_gif")
     d2.download_button("Download MP4", data=lambda: frames_to_mp4(frames, fps=fps), file_name="walk.mp4", mime="video/mp4", on_click="ignore", key="walk_mp4")
 with right:
-    distances = common.frame_distances(frames)
+    distances = frame_distances(frames)  # the measure `training.evaluate --what smoothness` reports
     fig = go.Figure(go.Scatter(x=np.arange(1, len(frames)), y=distances, mode="lines+markers", name="change"))
     for k in keypoints_at:
         fig.add_vline(x=k, line_dash="dot", line_color="grey")
