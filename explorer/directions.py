@@ -25,17 +25,11 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 import torch
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegressionCV
-from sklearn.metrics import accuracy_score, recall_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 from torch import nn
 
 from explorer.checkpoint import Checkpoint, atomic_write_bytes
@@ -43,6 +37,10 @@ from explorer.datasets import ImageDataset
 from explorer.features import discriminator_features
 from explorer.generate import eval_mode, generate
 from explorer.latent import z_from_seeds
+
+if TYPE_CHECKING:  # scikit-learn (~1 s to import) loads only when a probe or GANSpace is fitted: not on the app's cold start
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import Pipeline
 
 KINDS = ("sefa", "ganspace", "attribute", "class")
 DIRECTIONS_FORMAT = "latent-lab-directions"
@@ -123,6 +121,7 @@ def ganspace_directions(G: nn.Module, k: int = 10, n_samples: int = 4000, layer:
     C (n, k) -> least squares Z ~ C @ U; row i of U (normalised) is the z direction that moves
     along principal component i. score = that component's explained variance ratio.
     """
+    from sklearn.decomposition import PCA
     z_dim = G.config.z_dim
     z = z_from_seeds(range(seed, seed + n_samples), z_dim)
     first_blocks = nn.Sequential(*G.blocks[: layer + 1])
@@ -191,6 +190,7 @@ def _probe_sample(dataset: ImageDataset, max_per_class: int, rng: np.random.Gene
 
 
 def _logistic_regression(**options) -> LogisticRegressionCV:
+    from sklearn.linear_model import LogisticRegressionCV
     return LogisticRegressionCV(
         Cs=PROBE_CS, cv=3, scoring="neg_log_loss", l1_ratios=(0.0,), max_iter=1000, use_legacy_attributes=False, **options
     )
@@ -206,6 +206,11 @@ def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int 
     models use class_weight="balanced", so 0.5 means "as likely as not" whatever the base rate.
     Raises ValueError for a dataset with neither attributes nor labels.
     """
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import accuracy_score, recall_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     if dataset.attributes is None and dataset.labels is None:
         raise ValueError(f"dataset {dataset.spec} has neither attributes nor class labels to fit a probe on")
     rng = np.random.default_rng(seed)
@@ -257,6 +262,8 @@ def attribute_directions(
     Returns (directions, skipped), skipped naming each column with too few confident samples
     (fewer than MIN_CONFIDENT on either side) and why.
     """
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import LinearSVC
     z = z_from_seeds(range(seed, seed + n_samples), G.config.z_dim)
     proba = probe.predict_proba(discriminator_features(D, generate(G, z)))
     z = z.numpy()

@@ -31,8 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.special import expit
-from sklearn.decomposition import PCA
-from sklearn.neighbors import NearestNeighbors
 
 from explorer.checkpoint import Checkpoint, _sha256
 from explorer.datasets import ImageDataset
@@ -163,6 +161,8 @@ def build_feature_map(
             labels[: len(real_index)] = truth[real_index]
 
     report(0.85, "PCA")
+    from sklearn.decomposition import PCA  # scikit-learn loads (~1 s) only when a map is built, not on the app's cold start
+
     pca = PCA(n_components=min(PCA_DIMS, *features.shape), random_state=seed)
     reduced = pca.fit_transform(features).astype(np.float32)
     del features  # (N, 15360) float32 is ~600 MB at 10k points; UMAP only needs the 50-d copy
@@ -224,6 +224,8 @@ def nearest_real(
             query = ((generate(generator, z)[0] + 1.0) * 127.5).flatten().numpy()
     else:
         raise ValueError(f"space must be 'feature' or 'pixel', got {space!r}")
+    from sklearn.neighbors import NearestNeighbors
+
     search = NearestNeighbors(n_neighbors=min(k, len(real))).fit(candidates)
     _, nearest = search.kneighbors(query[None])
     return feature_map.index[real[nearest[0]]]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 
 def to_uint8(images: torch.Tensor, channels_first: bool = False) -> np.ndarray:
@@ -41,6 +40,9 @@ def from_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> one uint8 HWC (or HW) mosaic via torchvision's make_grid."""
+    # Imported here: `import torchvision` pulls in torch._dynamo (~1.3 s), which the explorer's cold start skips.
+    from torchvision.utils import make_grid
+
     n = images.shape[0]
     nrow = nrow or max(1, int(np.ceil(np.sqrt(n))))
     mosaic = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=1.0)

@@ -27,8 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 
 class DatasetError(ValueError):
@@ -106,6 +104,11 @@ def center_crop_resize(images: torch.Tensor, image_size: int, crop: int | None =
     offsets as the DCGAN reference crop for CelebA. The resize is bilinear with antialiasing, so a
     downscale averages instead of aliasing; torchvision rounds back to uint8.
     """
+    # torchvision is imported where used: `import torchvision` costs ~1.5 s (torch._dynamo), which
+    # the explorer's cold start does not need (it reads datasets only on some pages).
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
     height, width = images.shape[-2:]
     side = min(height, width) if crop is None else min(crop, height, width)
     if (height, width) != (side, side):
@@ -129,6 +132,8 @@ def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor
     """uint8 (..., C, H, W) -> (..., channels, H, W); None keeps C. Grey uses ITU-R 601 luma like PIL's "L"."""
     if channels is None or images.shape[-3] == channels:
         return images
+    from torchvision.transforms.v2 import functional as TF  # see center_crop_resize
+
     if channels == 3:
         return TF.grayscale_to_rgb(images).contiguous()
     return TF.rgb_to_grayscale(images, num_output_channels=1).contiguous()
