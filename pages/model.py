@@ -124,7 +124,8 @@ else:
             by_step = go.Figure(go.Scatter(x=[r["step"] for r in fid["by_step"]], y=[r["fid"] for r in fid["by_step"]], mode="lines+markers"))
             by_step.update_layout(height=280, xaxis_title="step", yaxis_title="FID", margin={"l": 10, "r": 10, "t": 10, "b": 10})
             st.plotly_chart(by_step, key="model_fid_by_step")
-            st.caption(f"FID of each snapshot of `{fid.get('by_step_run', 'this run')}` against the same real images.")
+            kind = fid.get("by_step_generator", "the snapshots'")
+            st.caption(f"FID of each snapshot of `{fid.get('by_step_run', 'this run')}` ({kind} generator) against the same real images.")
     for name, title in (("probe", "Discriminator features as a representation (the paper's Tables 1-2)"),
                         ("arithmetic", "Vector arithmetic, scored by the eval net")):
         result = evaluation.get(name) or {}

@@ -386,6 +386,9 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     assert set(evaluation) >= {"fid", "arithmetic", "neighbors", "smoothness", "evaluated_at"}
     assert evaluation["fid"]["fid"] > evaluation["fid"]["real_vs_real"] >= 0
     assert [row["step"] for row in evaluation["fid"]["by_step"]] == [4, 8]
+    # the curve uses the evaluated checkpoint's kind of generator (EMA or raw) at every step
+    assert evaluation["fid"]["by_step_generator"] == evaluation["generator"]
+    assert all(row["ema"] == (evaluation["generator"] == "ema") for row in evaluation["fid"]["by_step"])
     assert set(evaluation["arithmetic"]["smile"]["by_selection"]["probe"]["by_k"]) == {"1", "3"}
     assert (snapshot / "evaluation" / "arithmetic-smile-grid-probe-k3.png").is_file()
     assert (snapshot / "evaluation" / "arithmetic-smile.png").is_file()
@@ -440,3 +443,13 @@ def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoi
     assert metrics["FID"] == f"{shipped['fid']['fid']:.4g}"
     assert "neighbors.png" in at.selectbox(key="model_eval_figure").options
     assert any("Memorization" in str(m.value) for m in at.markdown)
+
+
+def test_generator_kind_trusts_the_export_record():
+    from training.evaluate import generator_kind
+
+    # an export holds one generator file, so the loader sees "raw" even when it came from the EMA
+    assert generator_kind(SimpleNamespace(meta={"exported_from": {"generator": "ema"}}, uses_ema=False)) == "ema"
+    assert generator_kind(SimpleNamespace(meta={"exported_from": {"generator": "raw"}}, uses_ema=False)) == "raw"
+    assert generator_kind(SimpleNamespace(meta={}, uses_ema=True)) == "ema"
+    assert generator_kind(SimpleNamespace(meta={}, uses_ema=False)) == "raw"
