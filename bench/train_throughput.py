@@ -1,6 +1,6 @@
 """Training-step throughput (img/s) at 64x64, batch 128: reference-equivalent vs the project's fast path.
 
-    python -m bench.train_throughput [--steps 20] [--warmup 5] [--variants reference,fast-fp32,fast-bf16] [--json out.json]
+    python -m bench.train_throughput [--steps 20] [--warmup 5] [--variants reference,fast-fp32,fast-bf16] [--rounds 1] [--json out.json]
 
 * `reference`: the plain eager step of the paper recipe as pytorch/examples/dcgan writes it:
   float32, contiguous NCHW, a DataLoader over float images, default (foreach) Adam, D's weight
@@ -12,6 +12,9 @@
 
 Image content does not change the cost, so all variants train on the same random uint8 images.
 The first `warmup` steps (allocation, compile) are excluded; img/s = timed steps x 128 / seconds.
+`--rounds R` runs the whole variant list R times, interleaved, and reports each variant's median
+over its rounds' medians: on a shared or throttling host the speed drifts by tens of percent over
+minutes, and interleaving keeps that drift out of the ratios.
 """
 from __future__ import annotations
 
@@ -111,36 +114,48 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--variants", default="reference,fast-eager-fp32,fast-fp32,fast-eager-bf16,fast-bf16")
+    p.add_argument("--rounds", type=int, default=1, help="run the variant list this many times, interleaved")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write results here")
     args = p.parse_args(argv)
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else (args.device if args.device != "auto" else "cpu"))
     images = torch.randint(0, 256, (BATCH * 24, 3, SIZE, SIZE), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     out_root = os.path.join("bench", "output", "throughput")
+    variants = args.variants.split(",")
+    per_round: dict[str, list[dict]] = {v: [] for v in variants}
+    for round_index in range(args.rounds):
+        for variant in variants:
+            start = time.perf_counter()
+            if variant == "reference":
+                times = reference(images, args.steps, args.warmup, device)
+            else:
+                amp = "bf16" if variant.endswith("bf16") else "off"
+                times = fast(images, args.steps, args.warmup, device, amp, compile_="eager" not in variant, out=os.path.join(out_root, variant))
+            median = statistics.median(times)
+            row = {"img_per_s": BATCH / median, "img_per_s_mean": BATCH * len(times) / sum(times), "steps_timed": len(times),
+                   "wall_s": time.perf_counter() - start}
+            per_round[variant].append(row)
+            print(f"[round {round_index + 1}/{args.rounds}] {variant:>18}: {row['img_per_s']:7.1f} img/s (median of {len(times)} steps; "
+                  f"mean {row['img_per_s_mean']:.1f}); wall {row['wall_s']:.0f} s", flush=True)
     results = {}
-    for variant in args.variants.split(","):
-        start = time.perf_counter()
-        if variant == "reference":
-            times = reference(images, args.steps, args.warmup, device)
-        else:
-            amp = "bf16" if variant.endswith("bf16") else "off"
-            times = fast(images, args.steps, args.warmup, device, amp, compile_="eager" not in variant, out=os.path.join(out_root, variant))
-        median = statistics.median(times)
+    for variant, rows in per_round.items():
         results[variant] = {
-            "img_per_s": BATCH / median,
-            "img_per_s_mean": BATCH * len(times) / sum(times),
-            "steps_timed": len(times),
-            "wall_s": time.perf_counter() - start,
+            "img_per_s": statistics.median(r["img_per_s"] for r in rows),
+            "img_per_s_rounds": [r["img_per_s"] for r in rows],
+            "steps_timed": sum(r["steps_timed"] for r in rows),
+            "wall_s": sum(r["wall_s"] for r in rows),
         }
-        print(f"{variant:>18}: {BATCH / median:7.1f} img/s (median of {len(times)} steps; mean {results[variant]['img_per_s_mean']:.1f}); wall {results[variant]['wall_s']:.0f} s", flush=True)
     if "reference" in results:
         for variant, r in results.items():
             r["speedup_vs_reference"] = r["img_per_s"] / results["reference"]["img_per_s"]
-            print(f"{variant:>18}: x{r['speedup_vs_reference']:.2f} vs reference")
+            # per round, against that round's reference: the spread shows how much the host drifted
+            r["speedup_rounds"] = [a["img_per_s"] / b["img_per_s"] for a, b in zip(per_round[variant], per_round["reference"])]
+            spread = ", ".join(f"{x:.2f}" for x in r["speedup_rounds"])
+            print(f"{variant:>18}: {r['img_per_s']:7.1f} img/s  x{r['speedup_vs_reference']:.2f} vs reference (per round: {spread})")
     env = {"torch": torch.__version__, "device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"env": env, "batch": BATCH, "image_size": SIZE, "results": results}, f, indent=2)
+            json.dump({"env": env, "batch": BATCH, "image_size": SIZE, "rounds": args.rounds, "results": results}, f, indent=2)
     return 0
 
 

@@ -260,3 +260,18 @@ def test_export_cli_makes_small_flat_checkpoint(tmp_path):
     assert shipped.step == 2 and shipped.discriminator is not None
     assert set(shipped.meta["files"]) == {"generator", "discriminator"}
     assert (tmp_path / "shipped" / "history.jsonl").is_file()
+
+
+def test_conv_ceiling_counts_the_paper_step(tmp_path):
+    """bench/conv_ceiling's FLOP count of one 64 px step (the number BENCHMARKS.md's ceiling divides by)."""
+    from bench.conv_ceiling import main as ceiling_main
+
+    out = tmp_path / "ceiling.json"
+    assert ceiling_main(["--batch-size", "2", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    # 5 convs in G and 5 in D at 64 px, each timed at its own training shape
+    assert [row["layer"][0] for row in result["layers"]] == ["G"] * 5 + ["D"] * 5
+    assert result["layers"][1]["input"] == [2, 512, 4, 4]
+    # FLOPs scale with the batch: 2.27 GFLOP per image, as at batch 128
+    assert result["gflop_per_image"] == pytest.approx(291.2 / 128, rel=0.01)
+    assert result["step_img_per_s"] > 0 and result["ceiling_img_per_s"] > 0
