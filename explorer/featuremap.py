@@ -5,8 +5,11 @@ PCA to 50 dimensions (denoises, and makes the neighbour search and UMAP cheap) -
 (n_neighbors=15, min_dist=0.1). UMAP runs with random_state=None: a fixed seed forces numba's
 single-threaded path, and a reproducible layout is not worth that here because the layout is
 cached (see below); the first 2 PCA components are kept too as a deterministic view. umap-learn
-compiles its numba kernels on first use (~35 s per process), so shipped checkpoints are
-precomputed with `python -m explorer.precompute` and a UI request only reads a file.
+compiles its numba kernels on first use, so shipped checkpoints are precomputed with
+`python -m explorer.precompute` and a UI request only reads a file. Most of that compile (~30 s
+per process) is pynndescent's approximate neighbour search, which UMAP never needs here: the exact
+15-nearest-neighbour graph of 10k points in 50-d takes scikit-learn ~2 s, and is handed to UMAP as
+`precomputed_knn` (`_exact_knn`), leaving ~7 s of compile for the layout itself.
 
 Generated points are the seeds seed .. seed + n_fake - 1 (so a clicked point names its latent);
 real points are n_real images drawn without replacement from the dataset by np.random.default_rng(seed).
@@ -106,6 +109,19 @@ def _predicted_labels(probe: Probe | None, features: np.ndarray, label_kind: str
     return labels
 
 
+def _exact_knn(points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-nearest-neighbour graph in umap-learn's `precomputed_knn` layout: (N, k) int32 indices, float32 distances.
+
+    Column 0 is the point itself at distance 0, as UMAP expects, even among duplicate points
+    (scikit-learn's self-query leaves each point out, then we prepend it).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    distances, indices = NearestNeighbors(n_neighbors=k - 1).fit(points).kneighbors()
+    n = len(points)
+    return (np.c_[np.arange(n), indices].astype(np.int32), np.c_[np.zeros(n), distances].astype(np.float32))
+
+
 @torch.no_grad()
 def build_feature_map(
     checkpoint: Checkpoint,
@@ -168,13 +184,17 @@ def build_feature_map(
     del features  # (N, 15360) float32 is ~600 MB at 10k points; UMAP only needs the 50-d copy
     coords_umap = None
     if method == "umap":
-        report(0.9, "UMAP (the first run in a process compiles numba kernels, ~35 s)")
+        report(0.88, "nearest-neighbour graph")
+        neighbors = min(UMAP_NEIGHBORS, total - 1)
+        knn = _exact_knn(reduced, neighbors) if neighbors >= 2 else (None, None, None)
+        report(0.9, "UMAP (the first run in a process compiles numba kernels, ~7 s)")
         import umap  # imported here: importing umap-learn alone takes seconds
 
-        reducer = umap.UMAP(
-            n_neighbors=min(UMAP_NEIGHBORS, total - 1), min_dist=UMAP_MIN_DIST, n_components=2, random_state=None
-        )
-        coords_umap = reducer.fit_transform(reduced).astype(np.float32)
+        reducer = umap.UMAP(n_neighbors=neighbors, min_dist=UMAP_MIN_DIST, n_components=2, random_state=None, precomputed_knn=knn)
+        with warnings.catch_warnings():
+            # says transform() needs an NNDescent index: true, and the map never transforms new points
+            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+            coords_umap = reducer.fit_transform(reduced).astype(np.float32)
     report(1.0, f"feature map of {len(real_index)} real and {len(seeds)} generated images")
     return FeatureMap(
         coords_umap=coords_umap,

@@ -3,7 +3,7 @@
     python -m explorer.precompute CHECKPOINT [--n-real 5000] [--n-fake 5000] [--seed 0] [--max-images 30000] [--method umap]
 
 The explorer's pages then only read two .npz files: no probe fitting, no sampling and no numba
-compile (umap-learn's ~35 s first-call cost) in a request path. The dataset is the one named in
+compile (umap-learn's ~7 s first-call cost, ~35 s with its own neighbour search) in a request path. The dataset is the one named in
 the checkpoint's meta.json, loaded at the checkpoint's image size and channel count. When it is not
 available on this machine the run goes on without it and says so: the feature map then shows
 generated images only, and there are no attribute/class directions.

@@ -82,7 +82,7 @@ def test_nearest_real_finds_a_real_point_itself(checkpoint, dataset):
 
 
 def test_umap_layout_of_a_few_hundred_points(checkpoint):
-    # the one UMAP test: umap-learn compiles its numba kernels on first use (~35 s per process)
+    # the one UMAP test: umap-learn compiles its numba kernels on first use (~7 s per process)
     fm = build_feature_map(checkpoint, brightness_dataset(n=150), n_real=150, n_fake=150, method="umap")
     assert fm.coords_umap.shape == (300, 2) and np.isfinite(fm.coords_umap).all()
 
@@ -151,3 +151,18 @@ def test_precompute_without_the_dataset_says_so_and_writes_the_analysis(checkpoi
     assert "not available on this machine" in err and "generated images only" in err
     files = sorted(p.name for p in (checkpoint.path / "analysis").iterdir())
     assert files == ["directions-k10-samples5000-seed0.npz", "featuremap-pca-real5000-fake16-seed0.npz"]
+
+
+def test_exact_knn_graph_is_umaps_precomputed_layout():
+    from explorer.featuremap import _exact_knn
+
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((60, 5)).astype(np.float32)
+    points[7] = points[3]  # a duplicate: each copy must still list itself first
+    indices, distances = _exact_knn(points, 4)
+    assert indices.shape == distances.shape == (60, 4) and indices.dtype == np.int32 and distances.dtype == np.float32
+    assert (indices[:, 0] == np.arange(60)).all() and (distances[:, 0] == 0).all()
+    brute = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(brute, np.inf)
+    assert np.allclose(np.sort(brute, axis=1)[:, :3], distances[:, 1:], atol=1e-5)
+    assert indices[3, 1] == 7 and indices[7, 1] == 3 and distances[3, 1] == 0

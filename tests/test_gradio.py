@@ -55,7 +55,7 @@ def analysed(tiny_checkpoints, tmp_path_factory) -> Path:
     smiling = Direction("attr:Smiling", np.eye(z_dim)[3], "attribute", 0.9, "Smiling: mean z difference")
     svm = Direction("svm:Smiling", np.eye(z_dim)[4], "attribute", 0.8, "Smiling: SVM normal")
     build = featuremap.build_feature_map
-    # The real analyses take minutes (probe, 5000 samples, UMAP's ~35 s numba compile); what the demo depends
+    # The real analyses take minutes (probe, 5000 samples, UMAP's numba compile); what the demo depends
     # on is the cache key and file format, so smaller results are cached under the default parameters' key.
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(featuremap, "compute_directions", lambda *a, **k: DirectionSet([*sefa_directions(checkpoint.generator), smiling, svm]))
