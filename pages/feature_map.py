@@ -6,6 +6,8 @@ in a request unless the user presses the compute button (its first call compiles
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
@@ -37,25 +39,17 @@ def read_map(path: str, mtime: float) -> FeatureMap:
     return load_feature_map(path)
 
 
-def map_dataset(key: common.ModelKey, fmap: FeatureMap) -> ImageDataset | None:
-    """The dataset the map's real points index (its first N images suffice: dataset prefixes are stable).
+def map_dataset(fmap: FeatureMap, load: Callable[[int], ImageDataset]) -> ImageDataset | None:
+    """The dataset the map's real points index, via load(max_images) (its first N images suffice:
+    dataset prefixes are stable). None for a generated-only map, or when the dataset cannot be read here.
 
-    None for a generated-only map, or when the dataset cannot be read on this machine.
+    The page loads through Streamlit's cache (common.real_dataset); the hover-preview thread, which
+    runs outside Streamlit's script context, through the core (common.load_real_dataset).
     """
     if not fmap.is_real.any():
         return None
     try:
-        return common.real_dataset(key, int(fmap.index[fmap.is_real].max()) + 1)
-    except ValueError:
-        return None
-
-
-def thread_dataset(checkpoint, fmap: FeatureMap) -> ImageDataset | None:
-    """`map_dataset` for the hover-preview thread, which runs outside Streamlit's script context."""
-    if not fmap.is_real.any():
-        return None
-    try:
-        return common.load_real_dataset(checkpoint, int(fmap.index[fmap.is_real].max()) + 1)
+        return load(int(fmap.index[fmap.is_real].max()) + 1)
     except ValueError:
         return None
 
@@ -208,7 +202,7 @@ preview_data: dict = {}  # the preview thread's dataset, loaded by its first bat
 def render_previews(points: np.ndarray) -> list:
     loaded = preview_data
     if "dataset" not in loaded:
-        loaded["dataset"] = thread_dataset(checkpoint, fmap)
+        loaded["dataset"] = map_dataset(fmap, lambda n: common.load_real_dataset(checkpoint, n))
     return point_images(G, loaded["dataset"], fmap, points)
 
 
@@ -238,7 +232,7 @@ if len(selected) == 0:
     st.info("Select points (click, box or lasso) to see their images and nearest real neighbours.")
     st.stop()
 
-dataset = map_dataset(key, fmap)
+dataset = map_dataset(fmap, lambda n: common.real_dataset(key, n))
 st.subheader(f"{len(selected)} selected" + (f", showing {MAX_SHOWN}" if len(selected) > MAX_SHOWN else ""))
 shown = selected[:MAX_SHOWN]
 has_real = bool(fmap.is_real.any())
