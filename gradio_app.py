@@ -372,7 +372,7 @@ class Explorer:
         return feature_map_figure(fmap, color_by, max_points)
 
 
-REAL_VS_GENERATED = "real vs generated"
+REAL_VS_GENERATED = featuremap.REAL_VS_GENERATED
 REALISM = "D(x) realism score"
 NO_FEATURE_MAP = (
     "No feature map has been computed for this checkpoint yet. It embeds thousands of samples with UMAP "
@@ -389,30 +389,20 @@ def feature_map_figure(fmap: FeatureMap, color_by: str, max_points: int):
     coords = fmap.coords_umap if umap_layout else fmap.coords_pca
     n = len(coords)
     keep = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
-    xy, real, index, score = coords[keep], fmap.is_real[keep], fmap.index[keep], fmap.d_score[keep]
-    hover = np.array([f"{'real image #' if r else 'seed '}{i}<br>D(x) {d:.2f}" for r, i, d in zip(real, index, score)])
+    hover = np.array(featuremap.point_hover_text(fmap, keep))
 
-    def points(mask, name, **marker):
+    def points(mask, name, **marker):  # mask over `keep`
         return go.Scattergl(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, text=hover[mask], hoverinfo="text",
+            x=coords[keep][mask, 0], y=coords[keep][mask, 1], mode="markers", name=name, text=hover[mask], hoverinfo="text",
             marker={"size": 4, "opacity": 0.7, **marker},
         )
 
     if color_by == REALISM:
+        score = fmap.d_score[keep]
         traces = [points(np.ones(len(keep), bool), "D(x)", color=score, colorscale="Viridis", cmin=0, cmax=1, colorbar={"title": "D(x)"})]
-    elif color_by == REAL_VS_GENERATED:
-        traces = [points(real, "real"), points(~real, "generated")]
     else:
-        labels = fmap.labels[keep]
-        j = fmap.label_names.index(color_by)
-        if fmap.label_kind == "attribute":  # (N, A) 0/1 per attribute
-            column = labels[:, j]
-            groups = [(column == 1, color_by), (column == 0, f"not {color_by}")]
-        else:  # (N,) class index
-            column = labels
-            groups = [(column == j, color_by), ((column != j) & (column != featuremap.UNKNOWN), "other classes")]
-        groups.append((column == featuremap.UNKNOWN, "unlabelled (generated, no probe)"))
-        traces = [points(mask, name) for mask, name in groups if mask.any()]
+        traces = [points(np.isin(keep, members), name) for name, members in featuremap.point_groups(fmap, color_by)]
+        traces = [trace for trace in traces if len(trace.x)]
     method = "UMAP" if umap_layout else "PCA (first two components)"
     figure = go.Figure(traces)
     figure.update_layout(

@@ -251,6 +251,39 @@ def nearest_real(
     return feature_map.index[real[nearest[0]]]
 
 
+REAL_VS_GENERATED = "real vs generated"
+ALL_CLASSES = "class"
+
+
+def point_groups(fmap: FeatureMap, by: str) -> list[tuple[str, np.ndarray]]:
+    """Categorical colourings of the map for either UI: (legend name, point indices) per category, empty ones included.
+
+    by = REAL_VS_GENERATED: real / generated. ALL_CLASSES (a class-labelled map): every class, then
+    "unlabelled". A label name: for an attribute NAME / not NAME / unlabelled; for a class NAME /
+    other classes / unlabelled. "unlabelled" holds generated points that no probe labelled.
+    Raises ValueError for anything else.
+    """
+    if by == REAL_VS_GENERATED:
+        return [("real", np.flatnonzero(fmap.is_real)), ("generated", np.flatnonzero(~fmap.is_real))]
+    if fmap.labels is None or (by != ALL_CLASSES and by not in fmap.label_names) or (by == ALL_CLASSES and fmap.label_kind != "class"):
+        raise ValueError(f"this feature map has no colouring {by!r}")
+    if fmap.label_kind == "attribute":  # labels (N, A) 0/1 per attribute
+        column = fmap.labels[:, fmap.label_names.index(by)]
+        groups = [(by, column == 1), (f"not {by}", column == 0)]
+    elif by == ALL_CLASSES:  # labels (N,) class index
+        column = fmap.labels
+        groups = [(name, column == c) for c, name in enumerate(fmap.label_names)]
+    else:
+        column, c = fmap.labels, fmap.label_names.index(by)
+        groups = [(by, column == c), ("other classes", (column != c) & (column != UNKNOWN))]
+    return [(name, np.flatnonzero(mask)) for name, mask in groups] + [("unlabelled", np.flatnonzero(column == UNKNOWN))]
+
+
+def point_hover_text(fmap: FeatureMap, indices: np.ndarray) -> list[str]:
+    """Hover text per point: which image it is (dataset index or seed) and D's realism score."""
+    return [f"{'real #' if r else 'seed '}{n}<br>D(x) {d:.2f}" for r, n, d in zip(fmap.is_real[indices], fmap.index[indices], fmap.d_score[indices])]
+
+
 def thumbnail_png(images_uint8: torch.Tensor | np.ndarray, i: int) -> bytes:
     """PNG of image i of a dataset-layout uint8 batch (N, C, H, W), for hover previews."""
     image = np.asarray(images_uint8[i]).transpose(1, 2, 0)  # (H, W, C)

@@ -15,10 +15,14 @@ import streamlit as st
 
 from explorer.datasets import ImageDataset
 from explorer.featuremap import (
+    ALL_CLASSES,
+    REAL_VS_GENERATED,
     FeatureMap,
     load_feature_map,
     load_or_build_feature_map,
     nearest_real,
+    point_groups,
+    point_hover_text,
 )
 from explorer.generate import generate
 from explorer.images import to_uint8
@@ -82,24 +86,16 @@ def point_images(G, dataset: ImageDataset | None, fmap: FeatureMap, points: np.n
     return out
 
 
+ATTRIBUTE_PREFIX = "attribute: "
+
+
 def colour_options(fmap: FeatureMap) -> list[str]:
-    options = ["real vs generated", "D score"]
+    options = [REAL_VS_GENERATED, "D score"]
     if fmap.label_kind == "class":
-        options.append("class")
+        options.append(ALL_CLASSES)
     elif fmap.label_kind == "attribute":
-        options += [f"attribute: {name}" for name in fmap.label_names]
+        options += [ATTRIBUTE_PREFIX + name for name in fmap.label_names]
     return options
-
-
-def point_groups(fmap: FeatureMap, colour: str) -> list[tuple[str, np.ndarray]]:
-    """Categorical colouring: (legend name, point indices) per category."""
-    if colour == "real vs generated":
-        return [("real", np.flatnonzero(fmap.is_real)), ("generated", np.flatnonzero(~fmap.is_real))]
-    if colour == "class":
-        groups = [(name, np.flatnonzero(fmap.labels == c)) for c, name in enumerate(fmap.label_names)]
-        return groups + [("unlabelled", np.flatnonzero(fmap.labels < 0))]
-    values = fmap.labels[:, fmap.label_names.index(colour.split(": ", 1)[1])]
-    return [("yes", np.flatnonzero(values == 1)), ("no", np.flatnonzero(values == 0)), ("unlabelled", np.flatnonzero(values < 0))]
 
 
 active = common.page_setup()
@@ -159,10 +155,6 @@ visible = np.ones(len(coords), bool) if show == "both" else (fmap.is_real if sho
 
 
 
-def hover_text(i: np.ndarray) -> list[str]:
-    return [f"{'real #' if r else 'seed '}{n}<br>D = {d:.2f}" for r, n, d in zip(fmap.is_real[i], fmap.index[i], fmap.d_score[i])]
-
-
 Scatter = go.Scatter if visible.sum() <= SVG_LIMIT else go.Scattergl
 fig = go.Figure()
 if colour == "D score":
@@ -170,12 +162,12 @@ if colour == "D score":
     fig.add_trace(
         Scatter(
             x=coords[i, 0], y=coords[i, 1], mode="markers", name="points", meta=TRACE_META, customdata=i.tolist(),
-            text=hover_text(i), hoverinfo="text",
+            text=point_hover_text(fmap, i), hoverinfo="text",
             marker={"size": 5, "color": fmap.d_score[i], "colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "D(x)"}},
         )
     )
 else:
-    for n, (name, i) in enumerate(point_groups(fmap, colour)):
+    for n, (name, i) in enumerate(point_groups(fmap, colour.removeprefix(ATTRIBUTE_PREFIX))):
         i = i[visible[i]]
         # Fixed, clearly distinct colours (the theme's default palette starts with two blues); grey for unlabelled.
         color = UNLABELLED if name == "unlabelled" else PALETTE[n % len(PALETTE)]
@@ -183,7 +175,7 @@ else:
             fig.add_trace(
                 Scatter(
                     x=coords[i, 0], y=coords[i, 1], mode="markers", name=f"{name} ({len(i)})", meta=TRACE_META,
-                    customdata=i.tolist(), text=hover_text(i), hoverinfo="text",
+                    customdata=i.tolist(), text=point_hover_text(fmap, i), hoverinfo="text",
                     marker={"size": 5, "opacity": 0.75, "color": color},
                 )
             )

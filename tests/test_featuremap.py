@@ -11,6 +11,7 @@ from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
 from explorer.directions import fit_attribute_probe
 from explorer.featuremap import (
     UNKNOWN,
+    FeatureMap,
     build_feature_map,
     cached_directions,
     cached_feature_map,
@@ -166,3 +167,31 @@ def test_exact_knn_graph_is_umaps_precomputed_layout():
     np.fill_diagonal(brute, np.inf)
     assert np.allclose(np.sort(brute, axis=1)[:, :3], distances[:, 1:], atol=1e-5)
     assert indices[3, 1] == 7 and indices[7, 1] == 3 and distances[3, 1] == 0
+
+
+def _labelled_map(labels, names, kind):
+    n = len(labels)
+    return FeatureMap(
+        coords_umap=None, coords_pca=np.zeros((n, 2), np.float32), is_real=np.array([True, True, False, False, False]),
+        index=np.array([10, 11, 0, 1, 2]), labels=np.asarray(labels), label_names=names, label_kind=kind,
+        d_score=np.array([0.9, 0.8, 0.1, 0.2, 0.3], np.float32), features_pca50=np.zeros((n, 2), np.float32), dataset_spec=None,
+    )
+
+
+def test_point_groups_shared_by_both_uis():
+    from explorer.featuremap import ALL_CLASSES, REAL_VS_GENERATED, point_groups, point_hover_text
+
+    # attributes (N, A): the last generated point was not labelled (no probe)
+    attrs = _labelled_map([[1, 0], [0, 1], [1, 1], [0, 0], [UNKNOWN, UNKNOWN]], ["Smiling", "Male"], "attribute")
+    groups = {name: members.tolist() for name, members in point_groups(attrs, "Male")}
+    assert groups == {"Male": [1, 2], "not Male": [0, 3], "unlabelled": [4]}
+    assert [(n, m.tolist()) for n, m in point_groups(attrs, REAL_VS_GENERATED)] == [("real", [0, 1]), ("generated", [2, 3, 4])]
+    with pytest.raises(ValueError, match="no colouring"):
+        point_groups(attrs, ALL_CLASSES)
+    # classes (N,): every class, or one against the others
+    classes = _labelled_map([0, 2, 1, 2, UNKNOWN], ["a", "b", "c"], "class")
+    assert {n: m.tolist() for n, m in point_groups(classes, ALL_CLASSES)} == {"a": [0], "b": [2], "c": [1, 3], "unlabelled": [4]}
+    assert {n: m.tolist() for n, m in point_groups(classes, "c")} == {"c": [1, 3], "other classes": [0, 2], "unlabelled": [4]}
+    with pytest.raises(ValueError, match="no colouring 'd'"):
+        point_groups(classes, "d")
+    assert point_hover_text(classes, np.array([1, 3])) == ["real #11<br>D(x) 0.80", "seed 1<br>D(x) 0.20"]
