@@ -430,7 +430,7 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
     with gr.Blocks(title="latent-lab", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"## {title}\n{size} px · z ∈ ℝ^{cfg.z_dim} · "
-            f"{'EMA generator' if checkpoint.uses_ema else 'generator'}"
+            f"{'EMA generator' if checkpoint.generator_kind == 'ema' else 'generator'}"
             + ("" if checkpoint.discriminator is not None else " · no discriminator (no realism scores)")
         )
         with gr.Tab("Generate"):

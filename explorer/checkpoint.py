@@ -21,6 +21,8 @@ against meta.json before anything is loaded.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -131,6 +133,55 @@ def snapshot_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def _exchange_dirs(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # not glibc >= 2.28 (or not Linux)
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move the complete directory `new` to `target`, replacing an existing one (re-saving the same step,
+    re-exporting) with no instant at which a kill leaves neither.
+
+    Where the kernel can swap the two atomically, `new` then holds the old contents and is deleted;
+    elsewhere the old one is first renamed aside to `.old-NAME-PID`, which the loader reads
+    (`_or_aside`) if a kill lands between the two renames.
+    """
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange_dirs(new, target):
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    aside = target.with_name(f".old-{target.name}-{os.getpid()}")
+    os.rename(target, aside)
+    os.rename(new, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _or_aside(target: Path) -> Path:
+    """`target`, or for a missing one the complete `.old-` copy a killed `_replace_dir` left beside it.
+
+    Read-only on purpose: a reader must not move directories under a live writer.
+    """
+    if target.exists():
+        return target
+    for aside in sorted(target.parent.glob(f".old-{target.name}-*")):
+        if (aside / META_FILE).is_file():
+            return aside
+    return target
+
+
 def write_checkpoint_dir(
     target: Path,
     meta: dict,
@@ -169,9 +220,7 @@ def write_checkpoint_dir(
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
         _fsync_dir(tmp)
-        if target.exists():  # re-saving the same step (e.g. the final save right after a periodic one)
-            shutil.rmtree(target)
-        os.rename(tmp, target)
+        _replace_dir(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -220,7 +269,7 @@ def export_checkpoint(
     """
     checkpoint = load_checkpoint(source, prefer_ema=prefer_ema, load_discriminator=include_discriminator)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "format_version", "files", "saved_at")}
-    meta["exported_from"] = {"path": str(checkpoint.path), "generator": "ema" if checkpoint.uses_ema else "raw", "dtype": str(weights_dtype)}
+    meta["exported_from"] = {"path": str(checkpoint.path), "generator": checkpoint.generator_kind, "dtype": str(weights_dtype)}
     modules = {"generator": checkpoint.generator}
     if checkpoint.discriminator is not None:
         modules["discriminator"] = checkpoint.discriminator
@@ -235,7 +284,9 @@ def _prune(snapshots: Path, keep: int, protect: Path) -> None:
     for old in done[: max(0, len(done) - keep)]:
         if old != protect:
             shutil.rmtree(old, ignore_errors=True)
-    for stale in snapshots.glob(".tmp-*"):  # left by a killed writer
+    # Left by a killed writer. An .old- copy matters only while latest.json may point to its missing
+    # snapshot; pruning runs after latest.json moved to `protect`, which exists.
+    for stale in [*snapshots.glob(".tmp-*"), *snapshots.glob(".old-*")]:
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -263,6 +314,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_file() and path.name == META_FILE:
         path = path.parent
+    path = _or_aside(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: the path does not exist")
     if not path.is_dir():
@@ -274,6 +326,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
         return path
     snapshot = latest_snapshot(path)
     if snapshot is not None:
+        snapshot = _or_aside(snapshot)
         if not (snapshot / META_FILE).is_file():
             raise CheckpointError(f"{path}/latest.json points to {snapshot}, which has no {META_FILE}")
         return snapshot
@@ -396,6 +449,18 @@ class Checkpoint:
     generator: Generator  # EMA weights when present and asked for; eval mode, float32
     discriminator: Discriminator | None
     uses_ema: bool = False
+
+    @property
+    def generator_kind(self) -> str:
+        """"ema" or "raw": which generator the images come from, exports included.
+
+        An export holds one generator file whatever it was exported from, so its meta's
+        `exported_from` is the truth there; otherwise the loader's choice (EMA when the run kept one).
+        """
+        exported = self.meta.get("exported_from") or {}
+        if exported.get("generator") in ("ema", "raw"):
+            return exported["generator"]
+        return "ema" if self.uses_ema else "raw"
 
     @property
     def step(self) -> int:

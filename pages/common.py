@@ -249,7 +249,7 @@ def _show_meta(checkpoint: Checkpoint) -> None:
     colour = "RGB" if cfg.channels == 3 else "grayscale"
     st.caption(
         f"**{dataset.get('spec', 'unknown dataset')}** · step {checkpoint.step:,} · {cfg.image_size} px {colour} · "
-        f"z {cfg.z_dim} · {'EMA generator' if checkpoint.uses_ema else 'generator'}"
+        f"z {cfg.z_dim} · {'EMA generator' if checkpoint.generator_kind == 'ema' else 'generator'}"
         + ("" if checkpoint.discriminator is not None else " · no discriminator")
     )
     metrics = checkpoint.meta.get("metrics") or {}

@@ -158,3 +158,30 @@ def test_export_is_flat_fp16_and_equivalent(tmp_path):
     size = lambda p: sum(f.stat().st_size for f in p.rglob("*.safetensors"))  # noqa: E731
     assert size(out) < 0.6 * size(tmp_path / "run" / "snapshots")
 
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "rename-aside"])
+def test_resaving_a_step_replaces_it_without_a_gap(tmp_path, monkeypatch, exchange):
+    if not exchange:  # a kernel or filesystem without RENAME_EXCHANGE
+        monkeypatch.setattr(ckpt, "_exchange_dirs", lambda a, b: False)
+    run = tmp_path / "run"
+    _save(run, 5)
+    path, G, _ = _save(run, 5)  # the final save right after a periodic one at the same step
+    z = torch.randn(2, CONFIG.z_dim)
+    G.eval()
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(run).generator(z), G(z))  # the second save's weights
+    assert [p.name for p in path.parent.iterdir()] == ["step-00000005"]  # no .tmp-/.old- left behind
+
+
+def test_a_kill_between_the_fallback_renames_leaves_a_loadable_copy(tmp_path):
+    run = tmp_path / "run"
+    path, G, _ = _save(run, 5)
+    # _replace_dir's fallback killed after renaming the old copy aside, before moving the new one in
+    aside = path.with_name(f".old-{path.name}-4242")
+    path.rename(aside)
+    loaded = load_checkpoint(run)  # latest.json -> the missing snapshot -> its aside copy
+    assert loaded.step == 5 and loaded.path == aside
+    assert load_checkpoint(path).path == aside  # also when the snapshot itself is named
+    _save(run, 6, keep=1)  # once latest.json points to a newer snapshot, the aside copy is pruned
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-00000006"]

@@ -446,10 +446,12 @@ def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoi
 
 
 def test_generator_kind_trusts_the_export_record():
-    from training.evaluate import generator_kind
+    from explorer.checkpoint import Checkpoint
+
+    def kind(meta, uses_ema):
+        return Checkpoint(path=Path("."), meta=meta, config=None, generator=None, discriminator=None, uses_ema=uses_ema).generator_kind
 
     # an export holds one generator file, so the loader sees "raw" even when it came from the EMA
-    assert generator_kind(SimpleNamespace(meta={"exported_from": {"generator": "ema"}}, uses_ema=False)) == "ema"
-    assert generator_kind(SimpleNamespace(meta={"exported_from": {"generator": "raw"}}, uses_ema=False)) == "raw"
-    assert generator_kind(SimpleNamespace(meta={}, uses_ema=True)) == "ema"
-    assert generator_kind(SimpleNamespace(meta={}, uses_ema=False)) == "raw"
+    assert kind({"exported_from": {"generator": "ema"}}, False) == "ema"
+    assert kind({"exported_from": {"generator": "raw"}}, False) == "raw"
+    assert kind({}, True) == "ema" and kind({}, False) == "raw"

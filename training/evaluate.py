@@ -92,18 +92,6 @@ def _snapshot_dirs(path: Path) -> list[Path]:
     return sorted(p for p in snapshots.iterdir() if (p / "meta.json").is_file()) if snapshots.is_dir() else []
 
 
-def generator_kind(checkpoint) -> str:
-    """"ema" or "raw": which generator the checkpoint's images come from, exports included.
-
-    An exported checkpoint holds one generator file whatever it was exported from, so its meta's
-    `exported_from` is the truth; otherwise the loader's choice (EMA when a run kept one).
-    """
-    exported = checkpoint.meta.get("exported_from") or {}
-    if exported.get("generator") in ("ema", "raw"):
-        return exported["generator"]
-    return "ema" if checkpoint.uses_ema else "raw"
-
-
 def run_fid(args, checkpoint, train, net, say) -> dict:
     from explorer.evaluation.fid import FID, disjoint_real_sets, generated_uint8
 
@@ -121,7 +109,7 @@ def run_fid(args, checkpoint, train, net, say) -> dict:
         result["by_step_run"] = str(run)
         # The same kind of generator as the evaluated checkpoint: an EMA with decay 0.999 lags the
         # raw weights by ~1000 steps, so mixing kinds would make the curve disagree with its end point.
-        prefer_ema = generator_kind(checkpoint) == "ema"
+        prefer_ema = checkpoint.generator_kind == "ema"
         result["by_step_generator"] = "ema" if prefer_ema else "raw"
         by_step = []
         for snapshot in snapshots:
@@ -312,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n".join(["", *summary_lines(results)]))
     record = {"evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": args.seed,
-              "dataset": args.dataset, "generator": generator_kind(checkpoint), **results}
+              "dataset": args.dataset, "generator": checkpoint.generator_kind, **results}
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
     if not args.no_write:
