@@ -227,6 +227,18 @@ def test_smoke_on_the_shipped_default_checkpoint(tiny, monkeypatch):
     assert os.environ["LATENT_LAB_CHECKPOINTS"] == str(CHECKPOINTS_ROOT)
 
 
+@pytest.mark.skipif(not (CHECKPOINTS_ROOT / "fashion-mnist-32").is_dir(), reason="the shipped Fashion-MNIST checkpoint is missing")
+def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
+    # an export holds one generator file; the page must still say it is the EMA one (meta's exported_from)
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Generator"] == "EMA"
+
+
 # ----------------------------------------------------------------------------------------------- more pages
 
 
