@@ -389,11 +389,11 @@ def feature_map_figure(fmap: FeatureMap, color_by: str, max_points: int):
     coords = fmap.coords_umap if umap_layout else fmap.coords_pca
     n = len(coords)
     keep = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
-    hover = np.array(featuremap.point_hover_text(fmap, keep))
+    xy, hover = coords[keep], np.array(featuremap.point_hover_text(fmap, keep))
 
     def points(mask, name, **marker):  # mask over `keep`
         return go.Scattergl(
-            x=coords[keep][mask, 0], y=coords[keep][mask, 1], mode="markers", name=name, text=hover[mask], hoverinfo="text",
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, text=hover[mask], hoverinfo="text",
             marker={"size": 4, "opacity": 0.7, **marker},
         )
 
@@ -401,8 +401,8 @@ def feature_map_figure(fmap: FeatureMap, color_by: str, max_points: int):
         score = fmap.d_score[keep]
         traces = [points(np.ones(len(keep), bool), "D(x)", color=score, colorscale="Viridis", cmin=0, cmax=1, colorbar={"title": "D(x)"})]
     else:
-        traces = [points(np.isin(keep, members), name) for name, members in featuremap.point_groups(fmap, color_by)]
-        traces = [trace for trace in traces if len(trace.x)]
+        groups = [(np.isin(keep, members), name) for name, members in featuremap.point_groups(fmap, color_by)]
+        traces = [points(mask, name) for mask, name in groups if mask.any()]
     method = "UMAP" if umap_layout else "PCA (first two components)"
     figure = go.Figure(traces)
     figure.update_layout(

@@ -192,10 +192,9 @@ preview_data: dict = {}  # the preview thread's dataset, loaded by its first bat
 
 
 def render_previews(points: np.ndarray) -> list:
-    loaded = preview_data
-    if "dataset" not in loaded:
-        loaded["dataset"] = map_dataset(fmap, lambda n: common.load_real_dataset(checkpoint, n))
-    return point_images(G, loaded["dataset"], fmap, points)
+    if "dataset" not in preview_data:
+        preview_data["dataset"] = map_dataset(fmap, lambda n: common.load_real_dataset(checkpoint, n))
+    return point_images(G, preview_data["dataset"], fmap, points)
 
 
 thumbs, thumbs_status = common.hover_thumbnails(key, path.stem, len(coords), render_previews)
