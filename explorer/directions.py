@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 import torch
 from torch import nn
 
@@ -145,12 +146,19 @@ def ganspace_directions(G: nn.Module, k: int = 10, n_samples: int = 4000, layer:
 
 @dataclass
 class Probe:
-    """Linear probe on standardised, PCA-whitened discriminator features: per attribute, or one multinomial over classes."""
+    """Linear probe on discriminator features: per attribute, or one multinomial over classes.
+
+    Fitted (`fit_attribute_probe`) as StandardScaler -> PCA(whiten) -> logistic regression, all
+    linear up to the last sigmoid/softmax, so it is kept folded into one affine map of the raw
+    features: logits = features @ weight + bias. That predicts exactly what the scikit-learn
+    pipeline does (to float rounding), is small ((F, columns) float32: 600 KB at 64 px) and saves
+    as plain arrays (`save_probe`), so a cached probe never needs pickle.
+    """
 
     kind: str  # "attribute" (one binary model per name) or "class" (one multinomial model)
     names: list[str]  # the columns of predict_proba
-    reduce: Pipeline  # StandardScaler -> PCA(PROBE_COMPONENTS, whiten=True), shared by all models
-    models: list[LogisticRegressionCV]  # attribute: one per name; class: one
+    weight: np.ndarray  # (F, len(names)) float32
+    bias: np.ndarray  # (len(names),) float32
     accuracy: dict[str, float]  # held-out: per attribute, accuracy; per class, recall (share of its images called it)
     chance: dict[str, float]  # the same number for a constant guess (majority class; 1 / classes)
     skipped: dict[str, str] = field(default_factory=dict)  # attributes left out, and why
@@ -162,10 +170,24 @@ class Probe:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """features (N, F) -> probabilities (N, len(names)): P(attribute) per column, or the class distribution."""
-        x = self.reduce.transform(features)
+        logits = np.asarray(features, dtype=np.float64) @ self.weight.astype(np.float64) + self.bias
         if self.kind == "class":
-            return self.models[0].predict_proba(x)
-        return np.stack([model.predict_proba(x)[:, 1] for model in self.models], axis=1)
+            return scipy.special.softmax(logits, axis=1)
+        return scipy.special.expit(logits)
+
+
+def fold_linear_probe(reduce: Pipeline, coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """StandardScaler -> PCA(whiten=True) -> logits = x @ coef.T + intercept, as one map: (weight (F, M), bias (M,)).
+
+    scaler: x1 = (f - mean) / scale; PCA: x2 = (x1 - pca_mean) @ components.T / sqrt(explained_variance).
+    So x2 = f @ P - c with P = components.T / sqrt(ev) / scale[:, None] and c = (mean / scale + pca_mean)
+    @ (components.T / sqrt(ev)); then logits = f @ (P @ coef.T) + (intercept - c @ coef.T).
+    """
+    scaler, pca = reduce[0], reduce[1]
+    project = pca.components_.T / np.sqrt(pca.explained_variance_)  # (F, K)
+    weight = (project / scaler.scale_[:, None]) @ coef.T  # (F, M)
+    bias = intercept - (scaler.mean_ / scaler.scale_ + pca.mean_) @ project @ coef.T
+    return weight.astype(np.float32), bias.astype(np.float32)
 
 
 def _probe_sample(dataset: ImageDataset, max_per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -229,7 +251,11 @@ def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int 
         recall = recall_score(labels[test], model.predict(x_test), labels=model.classes_, average=None, zero_division=0)
         accuracy = dict(zip(names, recall.tolist(), strict=True))
         chance = {n: 1.0 / len(names) for n in names}
-        return Probe("class", names, reduce, [model], accuracy, chance)
+        if len(names) == 2:  # scikit-learn fits one logit for two classes: P(second) = sigmoid(it), i.e. softmax of (-it/2, it/2)
+            coef, intercept = np.r_[-model.coef_, model.coef_] / 2, np.r_[-model.intercept_, model.intercept_] / 2
+        else:
+            coef, intercept = model.coef_, model.intercept_
+        return Probe("class", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance)
 
     attributes = dataset.attributes.numpy()[index]
     names, models, accuracy, chance, skipped = [], [], {}, {}, {}
@@ -246,7 +272,9 @@ def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int 
         chance[name] = float(max(y_test.mean(), 1 - y_test.mean()))
     if not models:
         raise ValueError(f"dataset {dataset.spec}: no attribute has enough positive and negative images for a probe")
-    return Probe("attribute", names, reduce, models, accuracy, chance, skipped)
+    coef = np.concatenate([model.coef_ for model in models])  # (M, K): binary models have one row each
+    intercept = np.concatenate([model.intercept_ for model in models])
+    return Probe("attribute", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance, skipped)
 
 
 def attribute_directions(
@@ -416,3 +444,35 @@ def load_directions(path: str | os.PathLike) -> DirectionSet:
         raise ValueError(f"{path} is not a latent-lab directions file of version {DIRECTIONS_VERSION}")
     entries = zip(header["directions"], arrays["vectors"], strict=True)
     return DirectionSet([Direction(e["name"], v, e["kind"], e["score"], e["description"]) for e, v in entries], header["skipped"])
+
+
+PROBE_FORMAT = "latent-lab-probe"
+PROBE_VERSION = 1
+
+
+def save_probe(path: str | os.PathLike, probe: Probe, extra_header: Mapping | None = None) -> None:
+    """weight (F, M) + bias (M,) float32 + header {format, version, kind, names, accuracy, chance, skipped}."""
+    header = {
+        "format": PROBE_FORMAT,
+        "version": PROBE_VERSION,
+        "kind": probe.kind,
+        "names": list(probe.names),
+        "accuracy": probe.accuracy,
+        "chance": probe.chance,
+        "skipped": probe.skipped,
+        **(extra_header or {}),
+    }
+    save_npz(path, {"weight": probe.weight, "bias": probe.bias}, header)
+
+
+def load_probe(path: str | os.PathLike) -> Probe:
+    """A `save_probe` file, checked: ValueError for another format, inconsistent shapes or non-finite weights."""
+    arrays, header = load_npz(path)
+    if header.get("format") != PROBE_FORMAT or header.get("version") != PROBE_VERSION:
+        raise ValueError(f"{path} is not a latent-lab probe file of version {PROBE_VERSION}")
+    weight, bias, names = arrays["weight"], arrays["bias"], header["names"]
+    if header.get("kind") not in ("attribute", "class") or weight.ndim != 2 or bias.shape != (weight.shape[1],) or len(names) != len(bias):
+        raise ValueError(f"{path}: probe weight {weight.shape}, bias {bias.shape} and {len(names)} names do not fit together")
+    if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+        raise ValueError(f"{path}: the probe's weights are not finite")
+    return Probe(header["kind"], names, weight.astype(np.float32), bias.astype(np.float32), header["accuracy"], header["chance"], header["skipped"])

@@ -42,11 +42,14 @@ from explorer.directions import (
     Probe,
     Progress,
     compute_directions,
+    fit_attribute_probe,
     load_directions,
     load_npz,
+    load_probe,
     npz_header,
     save_directions,
     save_npz,
+    save_probe,
 )
 from explorer.features import discriminator_features
 from explorer.generate import generate
@@ -451,6 +454,48 @@ def _directions_entry(k: int, n_samples: int, seed: int) -> tuple[str, dict[str,
     """(cache file name, key parameters) of a direction set."""
     parameters = {"kind": "directions", "k": k, "n_samples": n_samples, "seed": seed}
     return f"directions-k{k}-samples{n_samples}-seed{seed}.npz", parameters
+
+
+def _probe_entry(max_per_class: int, seed: int) -> tuple[str, dict[str, Any]]:
+    return f"probe-perclass{max_per_class}-seed{seed}.npz", {"kind": "probe", "max_per_class": max_per_class, "seed": seed}
+
+
+def cached_probe(checkpoint: Checkpoint) -> Probe | None:
+    """A cached attribute probe for this checkpoint's weights, any parameters (the most labels first), or None.
+
+    A lookup that never fits: shipped checkpoints carry one in analysis/, so the app's auto-fill and
+    map colouring skip the fit (~25 s on 2 cores).
+    """
+    readable = []
+    for path in cached_analysis_files(checkpoint, "probe-*.npz"):
+        try:
+            readable.append((npz_header(path)["cache_key"].get("max_per_class", 0), path))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            continue
+    for _, path in sorted(readable, key=lambda entry: -entry[0]):
+        try:
+            return load_probe(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            continue
+    return None
+
+
+def load_or_fit_probe(
+    checkpoint: Checkpoint, dataset: ImageDataset | Callable[[], ImageDataset], max_per_class: int = 1000, seed: int = 0
+) -> Probe:
+    """`fit_attribute_probe` on D's features through the cache; `dataset` may be a function, called only to fit.
+
+    ValueError without a discriminator, or (from the fit) for a dataset without labels.
+    """
+    D = checkpoint.discriminator
+    if D is None:
+        raise ValueError(f"{checkpoint.path} has no discriminator, whose features the probe reads")
+
+    def fit() -> Probe:
+        data = dataset() if callable(dataset) else dataset
+        return fit_attribute_probe(D, data, max_per_class=max_per_class, seed=seed)
+
+    return _load_or_build(checkpoint, *_probe_entry(max_per_class, seed), None, fit, save_probe, load_probe)
 
 
 def feature_map_cache_path(

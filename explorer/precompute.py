@@ -2,7 +2,7 @@
 
     python -m explorer.precompute CHECKPOINT [--n-real 5000] [--n-fake 5000] [--seed 0] [--max-images 30000] [--method umap]
 
-The explorer's pages then only read two .npz files: no probe fitting, no sampling and no numba
+The explorer's pages then only read .npz files (directions, feature map, attribute probe): no probe fitting, no sampling and no numba
 compile (umap-learn's ~7 s first-call cost, ~35 s with its own neighbour search) in a request path. The dataset is the one named in
 the checkpoint's meta.json, loaded at the checkpoint's image size and channel count. When it is not
 available on this machine the run goes on without it and says so: the feature map then shows
@@ -17,12 +17,13 @@ import time
 
 from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.datasets import DatasetError, load_dataset
-from explorer.directions import Probe, fit_attribute_probe
+from explorer.directions import Probe
 from explorer.featuremap import (
     METHODS,
     feature_map_cache_path,
     load_or_build_feature_map,
     load_or_compute_directions,
+    load_or_fit_probe,
 )
 
 DEFAULT_MAX_IMAGES = 30000  # the probe and the map sample from these; decoding all of CelebA would take minutes
@@ -68,15 +69,16 @@ def main(argv: list[str] | None = None) -> int:
 
     @functools.cache
     def probe() -> Probe | None:
-        """Fitted on the first cache miss that needs it, then shared by the directions and the feature map."""
+        """Read from, or fitted into, the cache, then shared by the directions and the feature map."""
         if not labelled or checkpoint.discriminator is None:
             return None
         start = time.perf_counter()
-        fitted = fit_attribute_probe(checkpoint.discriminator, dataset, seed=args.seed)
+        fitted = load_or_fit_probe(checkpoint, dataset, seed=args.seed)
         accuracy = ", ".join(f"{name} {acc:.0%}" for name, acc in fitted.accuracy.items())
-        print(f"probe fitted in {time.perf_counter() - start:.1f} s; held-out accuracy: {accuracy}")
+        print(f"probe ready in {time.perf_counter() - start:.1f} s; held-out accuracy: {accuracy}")
         return fitted
 
+    probe()  # cached too: the app's auto-fill and map colouring then never fit one
     start = time.perf_counter()
     directions = load_or_compute_directions(checkpoint, dataset, seed=args.seed, probe=probe, progress=_print_progress)
     print(f"{len(directions)} directions in {time.perf_counter() - start:.1f} s")

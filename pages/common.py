@@ -37,7 +37,6 @@ from explorer.directions import (
     Direction,
     DirectionSet,
     Probe,
-    fit_attribute_probe,
     load_directions,
     sefa_directions,
 )
@@ -375,17 +374,17 @@ def load_real_dataset(checkpoint: Checkpoint, max_images: int) -> ImageDataset:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def attribute_probe(key: ModelKey) -> Probe:
-    """The linear attribute/class probe on D's features, fitted on part of the checkpoint's training set.
+    """The linear attribute/class probe on D's features: a cached one, else fitted on part of the training set.
 
-    The core caches directions and feature maps but not the probe, so the app fits it (seconds to a
-    minute) the first time a page needs it. ValueError (DatasetError included) when the checkpoint has
-    no discriminator, or its dataset cannot be read here or has no labels.
+    A fit (seconds to a minute) happens the first time a page needs a probe for a checkpoint without
+    a cached one, and is cached beside the directions. ValueError (DatasetError included) when the
+    checkpoint has no discriminator, or its dataset cannot be read here or has no labels.
     """
     checkpoint = model(key)
-    if checkpoint.discriminator is None:
-        raise ValueError("this checkpoint has no discriminator, whose features the probe reads")
-    dataset = real_dataset(key, PROBE_IMAGES)
-    return fit_attribute_probe(checkpoint.discriminator, dataset, max_per_class=PROBE_PER_CLASS)
+    cached = featuremap.cached_probe(checkpoint) if checkpoint.discriminator is not None else None
+    if cached is not None:  # e.g. the one `python -m explorer.precompute` wrote (more labels than the app uses)
+        return cached
+    return featuremap.load_or_fit_probe(checkpoint, lambda: real_dataset(key, PROBE_IMAGES), max_per_class=PROBE_PER_CLASS)
 
 
 def probe_or_reason(key: ModelKey) -> tuple[Probe | None, str | None]:

@@ -188,3 +188,53 @@ def test_compute_directions_without_a_dataset_gives_the_unsupervised_ones(tmp_pa
     dirs = compute_directions(load_checkpoint(tmp_path / "ckpt"), k=4)
     assert list(dirs) == [f"sefa:{i}" for i in range(4)] + [f"ganspace:{i}" for i in range(4)]
     assert "labelled dataset" in dirs.skipped["attributes"]
+
+
+@pytest.mark.parametrize("classes", [2, 4], ids=["binary-model", "multinomial"])
+def test_folded_probe_predicts_what_the_sklearn_pipeline_does(classes):
+    """Probe keeps scaler -> whitened PCA -> logistic regression as one affine map; its probabilities must match."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from explorer.directions import Probe, fold_linear_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, rng.uniform(0.5, 4, 40), (300, 40))  # features with offsets and uneven scales
+    score = x[:, :3] @ rng.normal(size=3)
+    y = np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1]))  # every class present
+    reduce = make_pipeline(StandardScaler(), PCA(12, whiten=True, random_state=0)).fit(x)
+    model = LogisticRegression(max_iter=2000).fit(reduce.transform(x), y)
+    test = rng.normal(3.0, 2.0, (50, 40))
+    expected = model.predict_proba(reduce.transform(test))
+    names = [str(c) for c in range(classes)]
+    if classes == 2:  # as an attribute probe: one binary model, column = P(1)
+        probe = Probe("attribute", ["1"], *fold_linear_probe(reduce, model.coef_, model.intercept_), {}, {})
+        assert np.allclose(probe.predict_proba(test)[:, 0], expected[:, 1], atol=1e-4)
+    else:
+        probe = Probe("class", names, *fold_linear_probe(reduce, model.coef_, model.intercept_), {}, {})
+        assert np.allclose(probe.predict_proba(test), expected, atol=1e-4)
+    assert probe.weight.shape == (40, 1 if classes == 2 else classes) and probe.weight.dtype == np.float32
+
+
+def test_probe_file_round_trip_and_refusals(D, tmp_path):
+    from explorer.directions import load_probe, save_npz, save_probe
+
+    probe = fit_attribute_probe(D, brightness_dataset(kind="class"), max_per_class=80)  # two classes: the sigmoid case
+    save_probe(tmp_path / "probe.npz", probe)
+    loaded = load_probe(tmp_path / "probe.npz")
+    features = discriminator_features(D, brightness_dataset(n=20, kind="class", seed=3).images)
+    assert loaded.names == probe.names and loaded.accuracy == probe.accuracy and loaded.kind == "class"
+    assert np.array_equal(loaded.predict_proba(features), probe.predict_proba(features))
+    assert np.allclose(loaded.predict_proba(features).sum(1), 1)
+    header = {"format": "latent-lab-probe", "version": 1, "kind": "class", "names": ["a"], "accuracy": {}, "chance": {}, "skipped": {}}
+    save_npz(tmp_path / "bad.npz", {"weight": np.zeros((5, 2), np.float32), "bias": np.zeros(2, np.float32)}, header)
+    with pytest.raises(ValueError, match="do not fit together"):
+        load_probe(tmp_path / "bad.npz")
+    save_npz(tmp_path / "nan.npz", {"weight": np.full((5, 1), np.nan, np.float32), "bias": np.zeros(1, np.float32)}, header)
+    with pytest.raises(ValueError, match="not finite"):
+        load_probe(tmp_path / "nan.npz")
+    save_npz(tmp_path / "other.npz", {"vectors": np.zeros((1, 2))}, {"format": "latent-lab-directions", "version": 1})
+    with pytest.raises(ValueError, match="not a latent-lab probe"):
+        load_probe(tmp_path / "other.npz")

@@ -1,5 +1,6 @@
 """The feature map: layout, labels, nearest neighbours, the analysis cache and the precompute CLI."""
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,42 @@ def test_point_groups_shared_by_both_uis():
     with pytest.raises(ValueError, match="no colouring 'd'"):
         point_groups(classes, "d")
     assert point_hover_text(classes, np.array([1, 3])) == ["real #11<br>D(x) 0.80", "seed 1<br>D(x) 0.20"]
+
+
+def test_probe_is_fitted_once_then_read_from_the_cache(checkpoint, dataset):
+    from explorer.featuremap import cached_probe, load_or_fit_probe
+
+    assert cached_probe(checkpoint) is None
+    loads = []
+
+    def lazy_dataset():
+        loads.append(1)
+        return dataset
+
+    fitted = load_or_fit_probe(checkpoint, lazy_dataset, max_per_class=30)
+    again = load_or_fit_probe(checkpoint, lazy_dataset, max_per_class=30)
+    assert loads == [1]  # the cache hit never loads the dataset
+    assert (checkpoint.path / "analysis" / "probe-perclass30-seed0.npz").is_file()
+    features = np.random.default_rng(0).normal(size=(5, fitted.weight.shape[0])).astype(np.float32)
+    assert np.array_equal(again.predict_proba(features), fitted.predict_proba(features))
+    assert cached_probe(checkpoint).names == fitted.names == ["Bright", "Noise"]
+    # retrained weights, with the old probe file copied beside them: it no longer applies
+    cached_file = (checkpoint.path / "analysis" / "probe-perclass30-seed0.npz").read_bytes()
+    other = checkpoint.path.with_name("retrained")
+    write_checkpoint_dir(other, checkpoint.meta | {"step": 2}, {"generator": Generator(CONFIG), "discriminator": Discriminator(CONFIG)})
+    (other / "analysis").mkdir()
+    (other / "analysis" / "probe-perclass30-seed0.npz").write_bytes(cached_file)
+    assert cached_probe(load_checkpoint(other)) is None
+
+
+@pytest.mark.parametrize("name", ["synthetic-faces-64", "fashion-mnist-32"])
+def test_shipped_checkpoints_carry_their_attribute_probe(name):
+    from explorer.featuremap import cached_probe
+
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / name
+    if not path.is_dir():
+        pytest.skip(f"{name} is not shipped in this tree")
+    shipped = load_checkpoint(path)
+    probe = cached_probe(shipped)  # matched to these exact weights by SHA-256
+    assert probe is not None and probe.names == (shipped.attribute_names or shipped.class_names)
+    assert probe.weight.shape[1] == len(probe.names) and min(probe.accuracy.values()) > 0.6
