@@ -8,6 +8,7 @@
   (generation, uint8 conversion, PNG/MP4 encoding), timed directly;
 * feature map page, cached: AppTest run of the Feature map page with the precomputed map on disk
   (first visit in a session, which reads the file, and a rerun);
+* arithmetic auto-fill: the first click in the process (probe from the checkpoint's cache, or fitted);
 * app cold start: `streamlit run app.py` in a new process until the first page's images are
   rendered in headless chromium.
 
@@ -115,6 +116,16 @@ def apptest_actions(checkpoint_path: Path, repeats: int) -> dict:
         reruns.append(time.perf_counter() - start)
     result["feature_map_page_cached"] = {"first_visit_ms": first * 1000, "rerun_p50_ms": float(np.median(reruns) * 1000)}
     result["feature_map_errors"] = [str(e.value) for e in at.error]
+
+    # First auto-fill in this process: needs the attribute probe (read from the checkpoint's cache
+    # when precompute shipped one, else fitted here) and labels the candidate pool.
+    at.switch_page("pages/arithmetic.py")
+    at.run()
+    button = next(b for b in at.button if b.label.startswith("Auto-fill"))
+    start = time.perf_counter()
+    button.click().run()
+    result["arithmetic_autofill_first_click_s"] = time.perf_counter() - start
+    assert not at.exception and at.success, (at.exception, [e.value for e in at.error])
     return result
 
 

@@ -119,7 +119,7 @@ if not maps:
     method = st.radio(
         "Layout",
         ["umap", "pca"],
-        format_func=lambda m: {"umap": "UMAP (under a minute at 5k+5k on 2 cores)", "pca": "PCA only (seconds)"}[m],
+        format_func=lambda m: {"umap": "UMAP (about a minute at 5k+5k on 2 cores)", "pca": "PCA only (seconds)"}[m],
         key="fmap_method",
     )
     label = "Compute feature map (about a minute)" if method == "umap" else "Compute feature map (PCA, seconds)"
