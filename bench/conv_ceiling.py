@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         layer = type(module)(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding, bias=False)
         layer = layer.to(memory_format=fmt, dtype=dtype)
         # The first D layer's input is an image (no gradient needed); every other input needs one.
-        x = torch.randn(shape, dtype=dtype).contiguous(memory_format=fmt if len(shape) == 4 and shape[-1] > 1 else torch.contiguous_format)
+        x = torch.randn(shape, dtype=dtype).contiguous(memory_format=fmt)  # every conv input is 4-d, G's z as (N, 100, 1, 1)
         x.requires_grad_(name != "D.blocks.0.0")
         grad = torch.randn_like(layer(x))
 
