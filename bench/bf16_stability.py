@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from explorer.datasets import load_dataset
-from training.callbacks import MetricHistory, SampleGrids, read_history
+from explorer.rundir import read_history
+from training.callbacks import MetricHistory, SampleGrids
 from training.config import TrainConfig
 from training.loop import train
 

@@ -11,8 +11,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from explorer.model import count_parameters
+from explorer.rundir import read_history
 from pages import common
-from training.callbacks import read_history
 
 # (key in history.jsonl, label, subplot): losses, discriminator outputs, speed and diversity
 CURVES = [

@@ -71,7 +71,7 @@ import training.loop as loop
 from bench.kill_resume import kill_loop
 from explorer.checkpoint import CheckpointError, latest_snapshot, load_checkpoint
 from explorer.model import Discriminator
-from training.callbacks import read_history
+from explorer.rundir import read_history
 from training.run import main
 
 REPO = Path(__file__).resolve().parents[1]

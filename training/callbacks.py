@@ -10,8 +10,7 @@ from pathlib import Path
 import torch
 
 from explorer.images import grid, save_png
-
-HISTORY_FILE = "history.jsonl"
+from explorer.rundir import CURVES_FILE, HISTORY_FILE, SAMPLES_DIR, TENSORBOARD_DIR, parse_history, read_history
 
 
 class ProgressBar:
@@ -51,7 +50,7 @@ class SampleGrids:
     """A fixed-noise sample grid PNG per epoch under RUN/samples/ (the paper's figure style)."""
 
     def on_samples(self, state, images: torch.Tensor, tag: str) -> None:
-        save_png(grid(images), Path(state.run_dir) / "samples" / f"{tag}.png")
+        save_png(grid(images), Path(state.run_dir) / SAMPLES_DIR / f"{tag}.png")
 
 
 class MetricHistory:
@@ -65,32 +64,12 @@ class MetricHistory:
         self.path = Path(state.run_dir) / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            kept = [json.dumps(entry) for entry in _parse_history(self.path.read_text()) if entry["step"] <= state.step]
+            kept = [json.dumps(entry) for entry in parse_history(self.path.read_text()) if entry["step"] <= state.step]
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_log(self, state, metrics) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": state.step, **metrics}) + "\n")
-
-
-def _parse_history(text: str) -> list[dict]:
-    """The entries of a history file, skipping a torn line (a write cut short by a full disk or a kill)."""
-    entries = []
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and isinstance(entry.get("step"), int):
-            entries.append(entry)
-    return entries
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.exists():
-        return []
-    return _parse_history(path.read_text())
 
 
 class TensorBoard:
@@ -99,7 +78,7 @@ class TensorBoard:
     def on_start(self, state) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(Path(state.run_dir) / "tensorboard"), purge_step=state.step or None)
+        self.writer = SummaryWriter(str(Path(state.run_dir) / TENSORBOARD_DIR), purge_step=state.step or None)
 
     def on_log(self, state, metrics) -> None:
         for key, value in metrics.items():
@@ -118,7 +97,7 @@ class LossCurves:
     def on_end(self, state) -> None:
         history = read_history(state.run_dir)
         if history:
-            plot_curves(history, Path(state.run_dir) / "curves.png")
+            plot_curves(history, Path(state.run_dir) / CURVES_FILE)
 
 
 def plot_curves(history: list[dict], path: Path) -> None:

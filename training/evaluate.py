@@ -32,9 +32,9 @@ from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpo
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
 from explorer.evaluation.eval_net import find_eval_net, load_eval_net
 from explorer.images import grid, save_png
+from explorer.rundir import EVALUATION_DIR
 
 WHAT = ("fid", "probe", "arithmetic", "neighbors", "smoothness")
-EVALUATION_DIR = "evaluation"  # figures, inside the checkpoint (snapshot) folder
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from explorer.checkpoint import CheckpointError, export_checkpoint
-from training.callbacks import HISTORY_FILE
+from explorer.rundir import HISTORY_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
