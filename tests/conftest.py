@@ -68,6 +68,18 @@ def _precompute(run_dir: Path) -> None:
     load_or_build_feature_map(checkpoint, dataset, n_real=64, n_fake=64, method="pca", probe=probe)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _decoded_data_cache(tmp_path_factory):
+    """Every dataset the tests load is cached (as the product does) in the session's temp folder, not in $HOME."""
+    saved = os.environ.get("LATENT_LAB_DATA_CACHE")
+    os.environ["LATENT_LAB_DATA_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    yield
+    if saved is None:
+        os.environ.pop("LATENT_LAB_DATA_CACHE", None)
+    else:
+        os.environ["LATENT_LAB_DATA_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> TinyCheckpoints:
     base = tmp_path_factory.mktemp("explorer")

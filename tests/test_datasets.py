@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.datasets import DatasetError, DatasetSpec, ImageDataset, load_dataset, parse_dataset_spec, readers
+from explorer.datasets import DatasetError, DatasetSpec, ImageDataset, center_crop_resize, decode, load_dataset, parse_dataset_spec
 from tests.fakedata import (
     CELEBA_ATTRIBUTES,
     CIFAR_CLASSES,
@@ -296,7 +296,7 @@ def test_folder_huge_images_are_skipped(tmp_path, monkeypatch):
     data = load_dataset(f"folder:{tmp_path}", image_size=8)
     assert len(data) == 2 and data.skipped == {"too large": 1}
 
-    monkeypatch.setattr(readers, "MAX_IMAGE_PIXELS", 1000)  # 40x30 = 1200 pixels is now too large
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 1000)  # 40x30 = 1200 pixels is now too large
     data = load_dataset(f"folder:{tmp_path}", image_size=8)
     assert len(data) == 1 and data.skipped == {"too large": 2}
 
@@ -427,7 +427,7 @@ def test_synthetic_faces(tmp_path, monkeypatch):
 
 def test_shared_crop_resize_helper():
     images = torch.arange(2 * 3 * 20 * 30, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(2, 3, 20, 30)
-    out = readers.center_crop_resize(images, 20)
+    out = center_crop_resize(images, 20)
     assert torch.equal(out, images[..., 5:25])  # the centred 20x20 square, no resize
-    assert readers.center_crop_resize(images, 8).shape == (2, 3, 8, 8)
-    assert readers.center_crop_resize(images[0], 8, crop=10).shape == (3, 8, 8)
+    assert center_crop_resize(images, 8).shape == (2, 3, 8, 8)
+    assert center_crop_resize(images[0], 8, crop=10).shape == (3, 8, 8)
