@@ -5,6 +5,7 @@ import gzip
 import os
 import struct
 import sys
+import time
 import types
 import zlib
 from pathlib import Path
@@ -14,7 +15,17 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.datasets import DatasetError, DatasetSpec, ImageDataset, center_crop_resize, decode, load_dataset, parse_dataset_spec
+from explorer.datasets import (
+    DatasetError,
+    DatasetSpec,
+    ImageDataset,
+    center_crop_resize,
+    common,
+    decode,
+    fashion_mnist,
+    load_dataset,
+    parse_dataset_spec,
+)
 from tests.fakedata import (
     CELEBA_ATTRIBUTES,
     CIFAR_CLASSES,
@@ -161,6 +172,30 @@ def test_fashion_mnist_broken_files(tmp_path):
         load_dataset(f"fashion-mnist:{tmp_path}")
 
 
+def test_fashion_mnist_gzip_bomb_is_never_inflated_whole(tmp_path, monkeypatch):
+    images, labels = np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint8)
+    write_fashion(tmp_path, "train", images, labels, gz=True)
+    image_file = tmp_path / "train-images-idx3-ubyte.gz"
+    # 64 MB of zeros behind a header that declares 4 images: ~64 KB of gzip. Reading stops one byte
+    # past the declared 3,136 bytes instead of inflating the rest.
+    image_file.write_bytes(gzip.compress(idx_bytes(images) + bytes(64 << 20), compresslevel=1))
+    start = time.perf_counter()
+    with pytest.raises(DatasetError, match=r"header says 4x28x28 = 3136 bytes of data but the file holds more than that"):
+        load_dataset(f"fashion-mnist:{tmp_path}", cache="off")
+    assert time.perf_counter() - start < 5
+
+    # A header declaring more than the memory available: refused before any data is inflated (the
+    # file holds none). The message gives the size and the bound.
+    monkeypatch.setattr(common, "available_memory_bytes", lambda: 50_000_000)
+    header_only = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 100_000, 28, 28)
+    image_file.write_bytes(gzip.compress(header_only))
+    with pytest.raises(DatasetError, match=r"100000x28x28 bytes of data, which needs 78.4 MB.* 50 MB of memory available"):
+        fashion_mnist.read_idx(image_file)
+    write_fashion(tmp_path, "train", np.zeros((100_000, 1, 1), np.uint8)[:, :0], np.zeros(100_000, np.uint8), gz=True)
+    with pytest.raises(DatasetError, match=r"100000 images read and resized to 64 px needs .* memory available"):
+        load_dataset(f"fashion-mnist:{tmp_path}", cache="off")
+
+
 # ---------------------------------------------------------------------------------------------
 # CelebA
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +254,31 @@ def test_celeba_errors(tmp_path):
     write_celeba(tmp_path / "bad", "official", ["000001.jpg"], {"000001.jpg": [1] * 39})
     with pytest.raises(DatasetError, match=r"list_attr_celeba\.txt:3: expected a file name and 40 values"):
         load_dataset(f"celeba:{tmp_path / 'bad'}")
+
+
+def test_celeba_annotations_in_latin1_or_with_a_bom(tmp_path):
+    names = [f"{k:06d}.jpg" for k in range(1, 4)]
+    rows = attribute_rows(names)
+    write_celeba(tmp_path / "latin1", "official", names, rows)
+    attr = tmp_path / "latin1" / "list_attr_celeba.txt"
+    # An editor re-saved it in Latin-1 and renamed one attribute "Lächeln" (0xE4 is not UTF-8).
+    text = attr.read_text().replace("Smiling", "L\u00e4cheln")
+    attr.write_bytes(text.encode("latin-1"))
+    data = load_dataset(f"celeba:{tmp_path / 'latin1'}", image_size=16)
+    assert data.attribute_names[CELEBA_ATTRIBUTES.index("Smiling")] == "L\u00e4cheln" and len(data) == 3
+
+    # Kaggle's CSV saved with a UTF-8 byte-order mark: the header still starts with image_id.
+    write_celeba(tmp_path / "bom", "kaggle", names, rows, {name: 0 for name in names})
+    for name in ("list_attr_celeba.csv", "list_eval_partition.csv"):
+        path = tmp_path / "bom" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    bom = load_dataset(f"celeba:{tmp_path / 'bom'}", image_size=16)
+    assert bom.attribute_names == CELEBA_ATTRIBUTES and torch.equal(bom.attributes, data.attributes)
+    # A header that is really wrong says what it found.
+    path = tmp_path / "bom" / "list_attr_celeba.csv"
+    path.write_text("id,Smiling\n000001.jpg,1\n")
+    with pytest.raises(DatasetError, match="expected a header line starting with image_id, found 'id'"):
+        load_dataset(f"celeba:{tmp_path / 'bom'}", image_size=16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,6 +483,16 @@ def test_synthetic_faces(tmp_path, monkeypatch):
     assert torch.equal(first.images, data.images[:4]) and torch.equal(first.factors, data.factors[:4])
     grey = load_dataset("synthetic-faces:6", image_size=32, channels=1, split="test")
     assert grey.images.shape == (6, 1, 32, 32)
+
+
+def test_synthetic_faces_size_is_bounded_before_rendering(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(DatasetError, match=r"synthetic-faces:99999999999999 rendered at 64 px needs 1\.26e\+09 GB, more than"):
+        load_dataset("synthetic-faces:99999999999999")
+    from training.run import main
+
+    assert main(["--dataset", "synthetic-faces:99999999999999", "--out", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    assert time.perf_counter() - start < 10 and not (tmp_path / "run").exists()
 
 
 def test_shared_crop_resize_helper():

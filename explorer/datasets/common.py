@@ -185,12 +185,13 @@ def available_memory_bytes() -> int:
         return 1 << 62
 
 
-def format_gb(nbytes: float) -> str:
-    return f"{nbytes / 1e9:.3g} GB" if nbytes < 1e15 else f"{nbytes / 1e9:.3e} GB"
+def format_bytes(nbytes: float) -> str:
+    """3 significant digits in MB or GB, so a crafted size never prints hundreds of digits."""
+    return f"{nbytes / 1e6:.3g} MB" if nbytes < 1e9 else f"{nbytes / 1e9:.3g} GB"
 
 
 def check_fits_memory(nbytes: float, what: str, advice: str) -> None:
     """DatasetError, before any work, when `what` needs more bytes than the system has available."""
     available = available_memory_bytes()
     if nbytes > available:
-        raise DatasetError(f"{what} needs {format_gb(nbytes)}, more than the {format_gb(available)} of memory available; {advice}")
+        raise DatasetError(f"{what} needs {format_bytes(nbytes)}, more than the {format_bytes(available)} of memory available; {advice}")
