@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from explorer.datasets import ImageDataset
 from explorer.model import DCGANConfig, Discriminator, Generator
 from training.config import TrainConfig
+from training.callbacks import Callback
 from training.loop import train
 
 BATCH, SIZE = 128, 64
@@ -78,7 +79,7 @@ def reference(images_uint8: torch.Tensor, steps: int, warmup: int, device: torch
     return times
 
 
-class StepTimer:
+class StepTimer(Callback):
     def __init__(self, device: torch.device):
         self.device, self.stamps = device, []
 

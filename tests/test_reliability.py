@@ -67,11 +67,15 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import explorer.checkpoint as ckpt
+import explorer.fsio as fsio
+import training.gan as gan
 import training.loop as loop
 from bench.kill_resume import kill_loop
-from explorer.checkpoint import CheckpointError, latest_snapshot, load_checkpoint
+from explorer.checkpoint import CheckpointError, load_checkpoint
+from explorer.datasets import ImageDataset
 from explorer.model import Discriminator
-from explorer.rundir import read_history
+from explorer.rundir import LATEST_FILE, latest_snapshot, read_history
+from training.config import TrainConfig
 from training.run import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,20 +124,20 @@ def test_history_survives_a_torn_last_line(tmp_path):
 # ----------------------------------------------------------------------------------------------- divergence
 
 
-def _config(out: Path, **kw) -> loop.TrainConfig:
+def _config(out: Path, **kw) -> TrainConfig:
     base = dict(out=str(out), image_size=32, g_width=8, d_width=8, z_dim=16, batch_size=8, epochs=None, max_steps=20,
                 log_every=1, checkpoint_every=2)
-    return loop.TrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
-def _dataset(n=32, value=None) -> loop.ImageDataset:
+def _dataset(n=32, value=None) -> ImageDataset:
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    return loop.ImageDataset(images=images if value is None else torch.full_like(images, value), spec="random")
+    return ImageDataset(images=images if value is None else torch.full_like(images, value), spec="random")
 
 
 def test_generator_weights_turning_nan_stop_before_they_are_saved(tmp_path, monkeypatch):
     """G's weights become NaN in the update that ends a window; that window's losses are still finite."""
-    real_make_adam = loop.make_adam
+    real_make_adam = gan.make_adam
     made = []
 
     def make_adam(params, config, device):
@@ -155,8 +159,8 @@ def test_generator_weights_turning_nan_stop_before_they_are_saved(tmp_path, monk
             optimizer.step = poisoned_step
         return optimizer
 
-    monkeypatch.setattr(loop, "make_adam", make_adam)
-    with pytest.raises(loop.TrainingDiverged, match="not finite") as info:
+    monkeypatch.setattr(gan, "make_adam", make_adam)
+    with pytest.raises(gan.TrainingDiverged, match="not finite") as info:
         loop.train(_config(tmp_path / "run"), _dataset())
     assert "stopped at step 6" in str(info.value) and "step-00000004" in str(info.value)
     assert load_checkpoint(tmp_path / "run").step == 4  # the NaN weights of step 6 were never written
@@ -172,8 +176,8 @@ class _WinningDiscriminator(Discriminator):
 
 
 def test_discriminator_winning_outright_stops_a_real_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "Discriminator", _WinningDiscriminator)
-    with pytest.raises(loop.TrainingDiverged, match="won outright for 3 log windows") as info:
+    monkeypatch.setattr(gan, "Discriminator", _WinningDiscriminator)
+    with pytest.raises(gan.TrainingDiverged, match="won outright for 3 log windows") as info:
         loop.train(_config(tmp_path / "run", d_win_patience=3), _dataset(value=255))
     message = str(info.value)
     assert "D(x)=1.000" in message and "D(G(z))=0.0000" in message and "loss_g=20" in message
@@ -190,7 +194,7 @@ def test_mode_collapse_stops_a_real_run_with_exit_code_3(tmp_path, monkeypatch, 
         calls[0] += 1
         return images[:1].expand_as(images).clone() if calls[0] >= 5 else images
 
-    class Guard(loop.DivergenceGuard):
+    class Guard(gan.DivergenceGuard):
         # collapse_std is not a CLI flag; a tiny net's first samples spread only ~1e-4, below the default
         def __init__(self, config):
             super().__init__(dataclasses.replace(config, collapse_std=2e-5))
@@ -438,16 +442,16 @@ def test_disk_full_during_training_stops_cleanly_and_resume_finishes(tmp_path, m
 
         monkeypatch.setattr(ckpt, "save_file", failing)
     else:
-        real, calls = ckpt.atomic_write_bytes, [0]
+        real, calls = fsio.atomic_write_bytes, [0]
 
         def failing(path, data):
-            if Path(path).name == ckpt.LATEST_FILE:
+            if Path(path).name == LATEST_FILE:
                 calls[0] += 1
                 if calls[0] > 2:
                     return _disk_full()
             return real(path, data)
 
-        monkeypatch.setattr(ckpt, "atomic_write_bytes", failing)
+        monkeypatch.setattr(fsio, "atomic_write_bytes", failing)
     assert _train(out, "--max-steps", "8", "--checkpoint-every", "2") == 4
     err = capsys.readouterr().err
     assert "No space left on device" in err and "previous checkpoint" in err and "step-00000004 is intact" in err, err
