@@ -104,11 +104,16 @@ def _state_for_saving(module: torch.nn.Module, dtype: torch.dtype) -> dict[str, 
 
 def _as_os_error(exc: Exception, path: Path) -> OSError:
     """safetensors reports a failed write as SafetensorError and torch.save as RuntimeError ("unexpected pos"):
-    the same failure as an OSError, with the errno its message names (ENOSPC for a full disk), else EIO."""
+    the same failure as an OSError, with the errno its message names, else ENOSPC when the disk is (nearly)
+    full, else EIO."""
     text = str(exc)
-    code = next((c for c in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO) if os.strerror(c) in text), errno.EIO)
-    if code == errno.EIO and "unexpected pos" in text:
-        code = errno.ENOSPC  # torch.save's writer stopped short: in practice, the disk filled up
+    code = next((c for c in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO) if os.strerror(c) in text), None)
+    if code is None:
+        try:
+            usage = os.statvfs(path.parent)
+            code = errno.ENOSPC if usage.f_bavail * usage.f_frsize < (1 << 20) else errno.EIO
+        except OSError:
+            code = errno.EIO
     return OSError(code, f"{os.strerror(code)} while writing {path.name} ({type(exc).__name__}: {text.strip()[:200]})", str(path))
 
 

@@ -156,7 +156,7 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
         target = values.read_json_file(pointer, _MAX_SMALL_JSON, max_depth=2)["snapshot"]
         values.text("snapshot", target)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RunDirError(f"{pointer} is not a valid pointer file: {values.brief(str(exc))}") from None
+        raise RunDirError(f"{pointer} is not a valid pointer file: {type(exc).__name__}: {exc}") from None
     resolved = (run_dir / target).resolve()
     if run_dir.resolve() not in resolved.parents:
         raise RunDirError(f"{pointer} points outside its run directory: {values.brief(target)}")

@@ -28,9 +28,8 @@ def brief(value: Any) -> str:
             return str(value)
         if value.bit_length() > 14_000:  # str() refuses ints of more than 4300 digits (sys.get_int_max_str_digits)
             return f"a number of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
-        digits = str(abs(value))
-        sign = "-" if value < 0 else ""
-        return f"{sign}{digits[0]}.{digits[1:3]}e{len(digits) - 1} ({len(digits)} digits)"
+        digits = len(str(abs(value)))
+        return f"{format(Decimal(value), '.2e').replace('e+', 'e')} ({digits} digits)"
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
@@ -142,8 +141,8 @@ def read_json_file(path: str | os.PathLike, max_bytes: int, max_depth: int) -> A
         raise ValueError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise ValueError(f"{path} is nested too deeply to be one of latent-lab's JSON files") from None
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
-        raise ValueError(f"{path} is not valid JSON: {brief(str(exc))}") from None
+    except ValueError as exc:  # JSONDecodeError (a position, no content), or an integer of more than 4300 digits
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
     if depth(value) > max_depth:
         raise ValueError(f"{path} is nested {depth(value)} levels deep, at most {max_depth} are accepted")
     return value

@@ -45,7 +45,8 @@ Under load (5-minute soaks; results in BENCHMARKS.md)
     test_gradio_session_state_is_bounded                                          (this file: the leak the soak found)
 
 Disk full: a failed checkpoint write keeps the previous one and says so
-    test_disk_full_during_training_stops_cleanly_and_resume_finishes              (this file, two failure points)
+    test_disk_full_during_training_stops_cleanly_and_resume_finishes              (this file, four writers' failures)
+    test_a_real_full_tmpfs_stops_with_exit_4_at_each_writer                       (this file, a real 2 MB tmpfs)
     test_checkpoint.py::test_failed_write_keeps_previous_checkpoint
 """
 from __future__ import annotations
@@ -60,6 +61,7 @@ import random
 import shutil
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -429,18 +431,34 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("where", ["weights", "pointer"])
+def _fail_from_call(n: int, real, failure):
+    """`real`, except that its n-th and later calls raise `failure` (a disk that has just filled up)."""
+    calls = [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] >= n:
+            raise failure
+        return real(*args, **kwargs)
+
+    return failing
+
+
+@pytest.mark.parametrize("where", ["weights", "safetensors-error", "torch-save", "pointer"])
 def test_disk_full_during_training_stops_cleanly_and_resume_finishes(tmp_path, monkeypatch, capsys, where):
-    """ENOSPC on the 3rd snapshot (in a weight file, or when latest.json moves): exit 4, previous snapshot intact."""
+    """ENOSPC on the 3rd snapshot, as each writer reports it: an OSError from a weight file or from moving
+    latest.json, safetensors' SafetensorError, torch.save's RuntimeError. Exit 4, previous snapshot intact."""
+    from safetensors import SafetensorError
+
     out = tmp_path / "run"
-    if where == "weights":
-        real, calls = ckpt.save_file, [0]
-
-        def failing(*args, **kwargs):
-            calls[0] += 1
-            return _disk_full() if calls[0] > 4 else real(*args, **kwargs)  # 2 files per snapshot
-
-        monkeypatch.setattr(ckpt, "save_file", failing)
+    if where in ("weights", "safetensors-error"):  # 2 weight files per snapshot: the 5th call is the 3rd snapshot's
+        failure = OSError(errno.ENOSPC, "No space left on device") if where == "weights" else SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)")
+        monkeypatch.setattr(ckpt, "save_file", _fail_from_call(5, ckpt.save_file, failure))
+    elif where == "torch-save":  # what torch.save raises when the disk fills mid-file
+        failure = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        monkeypatch.setattr(torch, "save", _fail_from_call(3, torch.save, failure))
+        monkeypatch.setattr(os, "statvfs", lambda path: types.SimpleNamespace(f_bavail=0, f_frsize=4096))  # a full disk
     else:
         real, calls = fsio.atomic_write_bytes, [0]
 
@@ -464,3 +482,56 @@ def test_disk_full_during_training_stops_cleanly_and_resume_finishes(tmp_path, m
     assert load_checkpoint(out).step == 8
     assert [h["step"] for h in read_history(out)] == list(range(1, 9))
     assert all(math.isfinite(h["loss_d"]) for h in read_history(out))
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 2 MB tmpfs (needs root and mount rights; skipped elsewhere), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill_leaving(folder: Path, free_bytes: int) -> Path:
+    """A filler file that leaves about `free_bytes` free on folder's file system."""
+    usage = os.statvfs(folder)
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, usage.f_bavail * usage.f_frsize - free_bytes))
+    return filler
+
+
+def test_a_real_full_tmpfs_stops_with_exit_4_at_each_writer(small_tmpfs, capsys):
+    """Fill a real tmpfs so the next snapshot fails inside a weight file (safetensors) or inside resume.pt
+    (torch.save): exit 4, the message names the intact snapshot, nothing half-written stays; after space
+    is freed, --resume finishes."""
+    out = small_tmpfs / "run"
+    assert _train(out, "--max-steps", "2", "--checkpoint-every", "2") == 0
+    snapshot = latest_snapshot(out)
+    pages = {f.name: -(-f.stat().st_size // 4096) for f in snapshot.iterdir()}
+    # free space, in 4 KB pages, at which the step-4 snapshot fails in G's weights / in resume.pt; 4 pages of
+    # slack for what the resumed run rewrites first (config.json, history.jsonl) and meta.json
+    cases = {
+        "generator.safetensors": 4 + pages["generator.safetensors"] // 2,
+        "resume.pt": 4 + pages["generator.safetensors"] + pages["discriminator.safetensors"] + pages["resume.pt"] // 2,
+    }
+    for writer, free_pages in cases.items():
+        filler = _fill_leaving(small_tmpfs, free_pages * 4096)
+        code = main(["--out", str(out), "--resume", "--max-steps", "8", "--checkpoint-every", "2", "--no-progress", "--no-tensorboard"])
+        err = capsys.readouterr().err
+        assert code == 4, err
+        assert f"No space left on device while writing {writer}" in err, err
+        assert "step-00000002 is intact" in err and "continue from the last checkpoint" in err, err
+        assert "Traceback" not in err
+        assert latest_snapshot(out) == snapshot and load_checkpoint(out).step == 2
+        assert not list((out / "snapshots").glob(".tmp-*")), "no half-written snapshot is left"
+        filler.unlink()
+    assert main(["--out", str(out), "--resume", "--max-steps", "8", "--checkpoint-every", "2", "--no-progress", "--no-tensorboard"]) == 0
+    assert load_checkpoint(out).step == 8 and [h["step"] for h in read_history(out)] == list(range(1, 9))
