@@ -35,28 +35,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from explorer import rundir
-from explorer.checkpoint_meta import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MAX_DEPTH,
-    MAX_META_BYTES,
-    META_FILE,
-    RESUME_FILE,
-    WEIGHT_FILES,
-    check_model,
-    validate_meta,
-)
-from explorer.fsio import (
-    UnsafeFileError,
-    atomic_write_json,
-    check_regular,
-    fsync_dir,
-    is_inside,
-    or_aside,
-    remove_stale_temps,
-    replace_dir,
-    sha256_file,
-)
+from explorer.checkpoint_meta import FORMAT_NAME, FORMAT_VERSION, MAX_DEPTH, MAX_META_BYTES, META_FILE, RESUME_FILE, WEIGHT_FILES
+from explorer.checkpoint_meta import check_model, validate_meta
+from explorer.fsio import UnsafeFileError, atomic_write_json, check_regular, fsync_dir, is_inside, or_aside, remove_stale_temps
+from explorer.fsio import replace_dir, sha256_file
 from explorer.model import DCGANConfig, Discriminator, Generator
 from explorer.rundir import LATEST_FILE, SNAPSHOT_DIR, RunDirError, snapshot_name
 from explorer.values import brief, read_json_file

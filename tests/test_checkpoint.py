@@ -2,6 +2,8 @@
 import errno
 import json
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -180,10 +182,12 @@ def test_a_kill_between_the_fallback_renames_leaves_a_loadable_copy(tmp_path):
     run = tmp_path / "run"
     path, G, _ = _save(run, 5)
     # _replace_dir's fallback killed after renaming the old copy aside, before moving the new one in
-    aside = path.with_name(f".old-{path.name}-4242")
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # the killed writer: a process that no longer runs
+    aside = path.with_name(f".old-{path.name}-{finished.pid}")
     path.rename(aside)
     loaded = load_checkpoint(run)  # latest.json -> the missing snapshot -> its aside copy
     assert loaded.step == 5 and loaded.path == aside
     assert load_checkpoint(path).path == aside  # also when the snapshot itself is named
-    _save(run, 6, keep=1)  # once latest.json points to a newer snapshot, the aside copy is pruned
+    _save(run, 6, keep=1)  # the next write moves the aside copy back, then prunes it as an old snapshot
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-00000006"]

@@ -278,3 +278,40 @@ def test_conv_ceiling_counts_the_paper_step(tmp_path):
     # FLOPs scale with the batch: 2.27 GFLOP per image, as at batch 128
     assert result["gflop_per_image"] == pytest.approx(291.2 / 128, rel=0.01)
     assert result["step_img_per_s"] > 0 and result["ceiling_img_per_s"] > 0
+
+
+def test_callbacks_receive_every_hook_in_order(tmp_path):
+    """The typed Callback interface: a subclass overrides only what it needs; train calls each hook in turn."""
+    from training.callbacks import Callback
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.calls = []
+
+        def on_start(self, state):
+            self.calls.append(("start", state.step))
+
+        def on_step(self, state):
+            self.calls.append(("step", state.step))
+
+        def on_log(self, state, metrics):
+            self.calls.append(("log", state.step, sorted(metrics)))
+
+        def on_samples(self, state, images, tag):
+            self.calls.append(("samples", tag, tuple(images.shape)))
+
+        def on_end(self, state):
+            self.calls.append(("end", state.step))
+
+    class OnlyEnd(Callback):  # every other hook is the base class's no-op
+        def on_end(self, state):
+            self.seen = state.step
+
+    recorder, only_end = Recorder(), OnlyEnd()
+    loop.train(_tiny_config(tmp_path / "run", max_steps=4, log_every=2, checkpoint_every=100), _random_dataset(), callbacks=[recorder, only_end])
+    metrics = ["d_fake", "d_real", "diversity", "epoch", "img_per_s", "loss_d", "loss_g"]
+    assert recorder.calls == [
+        ("start", 0), ("step", 1), ("step", 2), ("log", 2, metrics), ("step", 3), ("step", 4), ("log", 4, metrics),
+        ("samples", "epoch_001", (64, 3, 32, 32)), ("end", 4),
+    ]
+    assert only_end.seen == 4
