@@ -275,7 +275,8 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
             f"{path} is a file, not a checkpoint directory (a checkpoint is a directory with meta.json and "
             "safetensors weights; pickled .pt/.pkl files are never loaded)"
         )
-    if (path / META_FILE).exists():
+    if (path / META_FILE).exists() or (path / META_FILE).is_symlink():
+        _checked_file(path, META_FILE)  # callers may read it: never a FIFO, device or a link out
         return path
     try:
         snapshot = rundir.latest_snapshot(path)
