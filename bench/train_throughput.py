@@ -42,6 +42,7 @@ from explorer.datasets import ImageDataset
 from explorer.model import DCGANConfig, Discriminator, Generator
 from bench.conv_ceiling import conv_ceiling
 from training.config import TrainConfig
+from training.callbacks import Callback
 from training.loop import train
 from training.precision import host_info
 
@@ -90,7 +91,7 @@ def reference(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, d
     return times
 
 
-class StepTimer:
+class StepTimer(Callback):
     def __init__(self, device: torch.device):
         self.device, self.stamps = device, []
 

@@ -33,7 +33,8 @@ import scipy.special
 import torch
 from torch import nn
 
-from explorer.checkpoint import Checkpoint, atomic_write_bytes
+from explorer.checkpoint import Checkpoint
+from explorer.fsio import atomic_write_bytes
 from explorer.datasets import ImageDataset
 from explorer.features import discriminator_features
 from explorer.generate import eval_mode, generate
