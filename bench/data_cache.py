@@ -76,10 +76,10 @@ def _write_images(folder: str, start: int, stop: int) -> int:
     return stop - start
 
 
-def write_jpegs(folder: Path, n: int) -> None:
+def write_jpegs(folder: Path, n: int, workers: int = 2) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     chunks = [(str(folder), a, min(a + 1000, n)) for a in range(0, n, 1000)]
-    with ProcessPoolExecutor(2) as pool:
+    with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_write_images, *zip(*chunks)))
 
 
@@ -96,10 +96,10 @@ def make_celeba_like(root: Path, n: int) -> Path:
     return root
 
 
-def make_folder(root: Path, n: int) -> Path:
+def make_folder(root: Path, n: int, workers: int = 2) -> Path:
     marker = root / ".complete"
     if not marker.is_file():
-        write_jpegs(root, n)
+        write_jpegs(root, n, workers)
         marker.write_text("")
     return root
 
@@ -112,7 +112,7 @@ def child(stamps: str, training_args: list[str]) -> int:
     import training.callbacks
     import training.run
 
-    class Stamps:
+    class Stamps(training.callbacks.Callback):
         def on_start(self, state) -> None:
             self.times = {"on_start": time.time()}
 
@@ -126,12 +126,12 @@ def child(stamps: str, training_args: list[str]) -> int:
     return training.run.main(training_args)
 
 
-def timed_start(dataset: str, out: Path, cache: str) -> dict:
+def timed_start(dataset: str, out: Path, cache: str, device: str = "cpu", extra: tuple[str, ...] = ()) -> dict:
     stamps = out.with_suffix(".stamps.json")
     stamps.unlink(missing_ok=True)
     shutil.rmtree(out, ignore_errors=True)
     args = ["--dataset", dataset, "--out", str(out), "--max-steps", "1", "--batch-size", "128", "--image-size", "64",
-            "--device", "cpu", "--no-progress", "--no-tensorboard"]
+            "--device", device, "--no-progress", "--no-tensorboard", *extra]
     env = {**os.environ, "LATENT_LAB_DATA_CACHE": cache}
     start = time.time()
     done = subprocess.run([sys.executable, "-m", "bench.data_cache", "child", str(stamps), "--", *args],

@@ -54,10 +54,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, device: torch.device) -> list[float]:
+def reference(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, device: torch.device, **model) -> list[float]:
+    """Seconds per step of the pytorch/examples-style step; `model`: other DCGANConfig fields (e.g. widths)."""
     size = images_uint8.shape[-1]
-    """Seconds per step of the pytorch/examples-style step (list of timed steps)."""
-    config = DCGANConfig(image_size=size)
+    config = DCGANConfig(image_size=size, **model)
     G, D = Generator(config).to(device), Discriminator(config).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -100,7 +100,9 @@ class StepTimer(Callback):
         self.stamps.append(time.perf_counter())
 
 
-def fast(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, device: torch.device, amp: str, compile_: bool, out: str) -> list[float]:
+def fast(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, device: torch.device, amp: str, compile_: bool, out: str,
+         **config) -> list[float]:
+    """Seconds per step of training.loop.train (list of timed steps); `config`: other TrainConfig fields (e.g. widths)."""
     dataset = ImageDataset(images=images_uint8, spec="bench-random")
     config = TrainConfig(
         dataset="bench-random",
@@ -115,6 +117,7 @@ def fast(images_uint8: torch.Tensor, batch: int, steps: int, warmup: int, device
         channels_last=True,
         log_every=10_000,  # no log window inside the timed steps
         checkpoint_every=10_000,
+        **config,
     )
     timer = StepTimer(device)
     train(config, dataset, callbacks=[timer])

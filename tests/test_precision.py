@@ -49,3 +49,19 @@ def test_host_kinds_and_this_hosts_record():
     info = host_info()
     assert info["host_kind"] == host_kind(cpu_flags()) and info["cores"] >= 1 and info["cpu_model"]
     assert set(info["cpu_simd_flags"]) <= cpu_flags()
+
+
+def test_training_cli_refuses_emulated_bf16_and_says_what_auto_chose(tmp_path, monkeypatch, capsys):
+    from training import precision
+    from training.run import main
+
+    args = ["--dataset", "synthetic-faces:64", "--image-size", "32", "--out", str(tmp_path / "run"), "--device", "cpu", "--dry-run"]
+    monkeypatch.setattr(precision, "cpu_flags", lambda: AVX2)
+    assert main([*args, "--amp", "bf16"]) == 2
+    assert "~25x" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    assert main([*args, "--amp", "auto"]) == 0
+    assert "FP32: this CPU (AVX2) has no native bf16" in capsys.readouterr().out
+    monkeypatch.setattr(precision, "cpu_flags", lambda: ZEN4)
+    assert main([*args, "--amp", "bf16"]) == 0
+    assert main([*args, "--amp", "auto"]) == 0
+    assert "bf16 autocast: this CPU (AVX-512 bf16) has native bf16" in capsys.readouterr().out

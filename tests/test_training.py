@@ -266,18 +266,22 @@ def test_export_cli_makes_small_flat_checkpoint(tmp_path):
 
 
 def test_conv_ceiling_counts_the_paper_step(tmp_path):
-    """bench/conv_ceiling's FLOP count of one 64 px step (the number BENCHMARKS.md's ceiling divides by)."""
+    """bench/conv_ceiling: the step's FLOPs and its conv units (the ceiling BENCHMARKS.md compares the step with)."""
     from bench.conv_ceiling import main as ceiling_main
 
     out = tmp_path / "ceiling.json"
     assert ceiling_main(["--batch-size", "2", "--repeats", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    # 5 convs in G and 5 in D at 64 px, each timed at its own training shape
-    assert [row["layer"][0] for row in result["layers"]] == ["G"] * 5 + ["D"] * 5
-    assert result["layers"][1]["input"] == [2, 512, 4, 4]
+    # G's 5 convs once (weight grads; input grads but for z), D's 5 on real and fake (weight grads), and once in
+    # the G step through the frozen D (input grads only)
+    units = [(u["layer"][0], u["grads"], u["per_step"]) for u in result["units"]]
+    assert units == [("G", "dw", 1)] + [("G", "dx+dw", 1)] * 4 + [("D", "dw", 2), ("D", "dx", 1)] + [("D", "dx+dw", 2), ("D", "dx", 1)] * 4
+    assert result["units"][1]["input"] == [2, 512, 4, 4]
+    seconds = sum(u["ms"] * u["per_step"] for u in result["units"]) / 1e3
+    assert result["ceiling_img_per_s"] == pytest.approx(2 / seconds)
     # FLOPs scale with the batch: 2.27 GFLOP per image, as at batch 128
     assert result["gflop_per_image"] == pytest.approx(291.2 / 128, rel=0.01)
-    assert result["step_img_per_s"] > 0 and result["ceiling_img_per_s"] > 0
+    assert result["step_img_per_s"] > 0 and result["host"]["cpu_model"]
 
 
 def test_callbacks_receive_every_hook_in_order(tmp_path):

@@ -36,6 +36,11 @@ def default_ram_budget_bytes() -> int:
     return available_memory_bytes() // 2 // local_ranks
 
 
+def ram_budget_bytes(config) -> int | None:
+    """A TrainConfig's --max-ram-gb in bytes; None for the default budget."""
+    return None if config.max_ram_gb is None else int(config.max_ram_gb * 1e9)
+
+
 def _npy_data_offset(path: Path) -> tuple[int, tuple[int, ...]]:
     """(byte offset of the data, shape) of a uint8 C-order .npy file."""
     with open(path, "rb") as file:
@@ -73,11 +78,12 @@ class InMemoryBatches:
         if dataset.images_file is not None:
             images = read_into_memory(dataset.images_file)  # not through the mapping: RSS holds one copy
         self.images = images.to(device)  # uint8 (N, C, H, W), ~1/4 the bytes of float32
-        self.device = device
+        # Indices live on the device too: a pageable host-to-device copy per step would wait for the GPU.
+        self.index_device = device
 
     def take(self, index: torch.Tensor, upcoming: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 (B, C, H, W) on the device for CPU indices (B,); `upcoming` is ignored."""
-        return self.images[index.to(self.device, non_blocking=True)]
+        """uint8 (B, C, H, W) on the device for indices (B,) on index_device; `upcoming` is ignored."""
+        return self.images[index]
 
     def close(self) -> None:
         pass
@@ -93,6 +99,7 @@ class StreamedBatches:
         self.row_bytes = int(np.prod(self.shape[1:]))
         self.fd = os.open(path, os.O_RDONLY)
         self.device = device
+        self.index_device = torch.device("cpu")  # the reads happen on the host
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="batch-reader")
         self.pending: tuple[bytes, Future] | None = None  # (index bytes, the read of that batch)
 
@@ -109,7 +116,9 @@ class StreamedBatches:
         return batch
 
     def take(self, index: torch.Tensor, upcoming: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 (B, C, H, W) on the device for CPU indices (B,); starts reading `upcoming` in the background."""
+        """uint8 (B, C, H, W) on the device for CPU indices (B,); starts reading `upcoming` in the background.
+
+        On CUDA the rows come from pinned memory, so the copy to the device does not wait for the GPU."""
         wanted = index.numpy().astype(np.int64, copy=False)
         key = wanted.tobytes()
         if self.pending is not None and self.pending[0] == key:
@@ -127,20 +136,27 @@ class StreamedBatches:
         os.close(self.fd)
 
 
-def batch_source(dataset: ImageDataset, device: torch.device, ram_budget_bytes: int | None = None):
-    """InMemoryBatches while the set fits `ram_budget_bytes` (default: default_ram_budget_bytes()), else
-    StreamedBatches from the decoded cache. A set larger than the budget that has no cache file is
+def streams(dataset: ImageDataset, ram_budget_bytes: int | None = None) -> bool:
+    """Whether training reads this set from the decoded cache batch by batch: it is larger than the
+    budget (default: default_ram_budget_bytes()) and has a cache file. A larger set without one is
     already in memory (the cache was off), so it trains from memory."""
     budget = default_ram_budget_bytes() if ram_budget_bytes is None else ram_budget_bytes
-    if dataset.images_file is None or dataset.nbytes <= budget:
-        return InMemoryBatches(dataset, device)
-    return StreamedBatches(dataset.images_file, device)
+    return dataset.images_file is not None and dataset.nbytes > budget
 
 
-def describe(source, dataset: ImageDataset, ram_budget_bytes: int | None) -> str:
-    """One line for the user: where batches come from and why."""
-    size = format_bytes(dataset.nbytes)
-    budget = format_bytes(default_ram_budget_bytes() if ram_budget_bytes is None else ram_budget_bytes)
-    if source.streamed:
-        return f"batches streamed from {dataset.images_file} ({size} decoded, over the {budget} memory budget)"
-    return f"batches from memory ({size} decoded, memory budget {budget})"
+def batch_source(dataset: ImageDataset, device: torch.device, ram_budget_bytes: int | None = None):
+    """StreamedBatches when `streams`, else InMemoryBatches."""
+    if streams(dataset, ram_budget_bytes):
+        return StreamedBatches(dataset.images_file, device)
+    return InMemoryBatches(dataset, device)
+
+
+def data_source(dataset: ImageDataset, config) -> str:
+    """One line for the user: where the decoded images are and where batches will come from."""
+    budget = ram_budget_bytes(config)
+    size = f"{format_bytes(dataset.nbytes)} decoded"
+    where = f"cached in {dataset.images_file.parent}" if dataset.images_file is not None else "not cached"
+    limit = format_bytes(default_ram_budget_bytes() if budget is None else budget)
+    if streams(dataset, budget):
+        return f"data: {size}, {where}; over the {limit} memory budget, so batches are read from the cache file"
+    return f"data: {size}, {where}; preloaded (memory budget {limit})"

@@ -14,7 +14,7 @@ from explorer.checkpoint_meta import MAX_CHANNELS
 from explorer.model import SUPPORTED_IMAGE_SIZES, DCGANConfig
 
 LOSSES = ("bce", "hinge")  # bce = the paper's non-saturating GAN loss
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("off", "bf16", "fp16", "auto")  # auto: bf16 where it is native (training.precision), else FP32
 DEVICES = ("auto", "cpu", "cuda")
 
 MAX_BATCH = 65_536
@@ -46,7 +46,8 @@ NUMBER_BOUNDS = {
 }
 CHOICES = {"image_size": SUPPORTED_IMAGE_SIZES, "channels": (None, 1, 3), "loss": LOSSES, "device": DEVICES, "amp": AMP_MODES}
 FLAGS = ("ema", "compile", "channels_last")
-TEXTS = ("dataset", "out")
+TEXTS = ("dataset", "out", "data_cache")
+MAX_RAM_GB = 1e6
 
 
 @dataclass
@@ -71,6 +72,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     device: str = "auto"
     amp: str = "off"
+    data_cache: str = "auto"  # decoded-data cache folder: "auto" (the user's cache folder), "off", or a path
+    max_ram_gb: float | None = None  # preload the set below this size, else stream it from the cache; None: half the free memory
     compile: bool = False
     channels_last: bool = True
     seed: int = 0
@@ -108,6 +111,8 @@ class TrainConfig:
             check(values.flag, name)
         for name in TEXTS:
             check(values.text, name)
+        if self.max_ram_gb is not None:
+            check(values.number, "max_ram_gb", 0.0, MAX_RAM_GB, open_lo=True, open_hi=False)
         if found:
             return found
         if self.epochs is None and self.max_steps is None:

@@ -4,8 +4,9 @@
 steps: the one host-device sync of the window, the divergence guards, sample grids, and a snapshot
 every `checkpoint_every` steps, at each epoch end and at the end.
 
-Data: a preloaded uint8 tensor (N, C, H, W) on the training device; a batch is an index gather +
-one fused scale to [-1, 1], no DataLoader workers.
+Data: a uint8 (N, C, H, W) set preloaded on the training device, or, past the memory budget
+(--max-ram-gb), read batch by batch from the decoded-data cache (training.batches); a batch is an
+index gather + one fused scale to [-1, 1], no DataLoader workers.
 
 Determinism for resume: the epoch's sample order comes from (seed, epoch) and the step's noise
 from (seed, step, rank), so a run resumed from step k draws exactly the batches and z's that the
@@ -13,6 +14,7 @@ uninterrupted run would have drawn; the optimizer and RNG state come back from r
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable
@@ -27,6 +29,7 @@ from explorer.datasets import ImageDataset
 from explorer.generate import generate
 from explorer.images import from_uint8
 from explorer.model import DCGANConfig, count_parameters
+from training.batches import batch_source, ram_budget_bytes
 from training.callbacks import Callback, CallbackList
 from training.config import TrainConfig, steps_per_epoch, total_steps
 from training.distributed import Distributed, all_reduce_mean, barrier, check_amp, distributed_from_env, init_distributed, resolve_device
@@ -40,6 +43,7 @@ from training.gan import (
     memory_format,
     sample_diversity,
 )
+from training.precision import resolve_amp
 
 
 @dataclass
@@ -92,7 +96,8 @@ class Batches:
     """The real batch and the z of any step, each a function of (seed, step, rank) only."""
 
     def __init__(self, dataset: ImageDataset, config: TrainConfig, dist_info: Distributed, device: torch.device, per_epoch: int):
-        self.images = dataset.images.to(device)  # uint8 (N, C, H, W), ~1/4 the bytes of float32
+        self.source = batch_source(dataset, device, ram_budget_bytes(config))  # memory, or the cache file
+        self.num_images = len(dataset)
         self.config, self.dist_info, self.device, self.per_epoch = config, dist_info, device, per_epoch
         self.memory_format = memory_format(config)
         self.order, self.order_epoch = None, -1
@@ -102,12 +107,14 @@ class Batches:
         config, world, rank = self.config, self.dist_info.world_size, self.dist_info.rank
         epoch, batch_in_epoch = divmod(step, self.per_epoch)
         if epoch != self.order_epoch:
-            order = epoch_order(len(self.images), config.seed, epoch)
-            # Each rank takes its own interleaved slice of the global order.
-            self.order = order[: self.per_epoch * config.batch_size * world][rank::world].to(self.device)
+            order = epoch_order(self.num_images, config.seed, epoch)
+            # Each rank takes its own interleaved slice of the global order: disjoint shards.
+            self.order = order[: self.per_epoch * config.batch_size * world][rank::world].to(self.source.index_device)
             self.order_epoch = epoch
-        index = self.order[batch_in_epoch * config.batch_size : (batch_in_epoch + 1) * config.batch_size]
-        real = from_uint8(self.images[index]).contiguous(memory_format=self.memory_format)
+        start = batch_in_epoch * config.batch_size
+        index = self.order[start : start + config.batch_size]
+        upcoming = self.order[start + config.batch_size : start + 2 * config.batch_size] if batch_in_epoch + 1 < self.per_epoch else None
+        real = from_uint8(self.source.take(index, upcoming)).contiguous(memory_format=self.memory_format)
         z = torch.randn(config.batch_size, config.z_dim, device=self.device, generator=step_generator(self.device, config.seed, step, rank))
         return real, z
 
@@ -124,6 +131,8 @@ def train(config: TrainConfig, dataset: ImageDataset, callbacks: Iterable[Callba
     config.validate()
     dist_info = distributed_from_env()
     device = init_distributed(dist_info, resolve_device(config.device))
+    if config.amp == "auto":  # the precision native to this device; snapshots record the one used
+        config = dataclasses.replace(config, amp=resolve_amp("auto", device.type).amp)
     check_amp(config.amp, device)
     hooks = CallbackList((callbacks or []) if dist_info.is_main else [])
     world = dist_info.world_size
@@ -140,11 +149,14 @@ def train(config: TrainConfig, dataset: ImageDataset, callbacks: Iterable[Callba
     window = LogWindow(state, models, DivergenceGuard(config), hooks, dist_info, device, dataset, fixed_noise(config.sample_count, config.z_dim, config.seed).to(device))
 
     hooks.on_start(state)
-    while state.step < state.total_steps:
-        window.add(gan_step(*batches.at(state.step)))
-        state.step += 1
-        hooks.on_step(state)
-        window.close_if_due()
+    try:
+        while state.step < state.total_steps:
+            window.add(gan_step(*batches.at(state.step)))
+            state.step += 1
+            hooks.on_step(state)
+            window.close_if_due()
+    finally:
+        batches.source.close()
     hooks.on_end(state)
     return TrainResult(state.run_dir, state.step, rundir.latest_snapshot(state.run_dir) if dist_info.is_main else None, state.metrics, None)
 

@@ -23,7 +23,9 @@ from explorer.datasets import DatasetError, ImageDataset, load_dataset, parse_da
 from explorer.values import parse_whole
 from training.config import AMP_MODES, DEVICES, LOSSES, TrainConfig, steps_per_epoch
 from training.distributed import check_amp, close_distributed, distributed_from_env, resolve_device
+from training.batches import data_source
 from training.memory import check_fits
+from training.precision import resolve_amp
 
 
 def _whole(text: str) -> int:
@@ -58,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="keep an EMA of G for samples/export")
     p.add_argument("--ema-decay", type=float, help=f"default {d.ema_decay}")
     p.add_argument("--device", choices=DEVICES, help="default auto (CUDA when present)")
-    p.add_argument("--amp", choices=AMP_MODES, help="autocast precision (default off)")
+    p.add_argument("--amp", choices=AMP_MODES, help="autocast precision: off (FP32, the default), bf16, fp16 (CUDA), or auto "
+                   "(bf16 where the hardware has it natively, else FP32); bf16 where it is only emulated is refused")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile G and D")
+    p.add_argument("--data-cache", metavar="DIR", help="decoded-data cache folder (default: $LATENT_LAB_DATA_CACHE or ~/.cache/latent-lab/decoded)")
+    p.add_argument("--no-data-cache", dest="data_cache", action="store_const", const="off", help="decode the dataset on every start")
+    p.add_argument("--max-ram-gb", type=float, help="preload the decoded set up to this size; a larger one is read batch by "
+                   "batch from the data cache (default: half the memory available)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels_last layout (default on)")
     p.add_argument("--seed", type=_whole, help=f"default {d.seed}")
     p.add_argument("--log-every", type=_whole, help=f"steps between host syncs/logs (default {d.log_every})")
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         config.validate()
         spec = parse_dataset_spec(config.dataset)
         device = resolve_device(config.device)
+        precision = resolve_amp(config.amp, device.type)  # PrecisionError: bf16 where it is only emulated
         check_amp(config.amp, device)
         run_dir = Path(config.out)
         adopt = check_out_dir(run_dir, args.resume)
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(config.to_json())
         print(
-            f"plan: dataset {spec} on {device} x{dist_info.world_size} process(es), {needed.summary()}, "
+            f"plan: dataset {spec} on {device} x{dist_info.world_size} process(es), {precision.reason}, {needed.summary()}, "
             f"{'--max-steps ' + str(config.max_steps) if config.max_steps else str(config.epochs) + ' epochs'}, "
             f"{'resume' if args.resume else 'fresh'} run in {run_dir}. Dry run: nothing written."
         )
@@ -157,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.loop import train
 
     try:
-        dataset = load_dataset(spec, image_size=config.image_size, channels=config.channels, max_images=config.max_images)
+        dataset = load_dataset(spec, image_size=config.image_size, channels=config.channels, max_images=config.max_images,
+                               cache=config.data_cache, progress=dist_info.is_main and not args.no_progress)
         if steps_per_epoch(len(dataset), config.batch_size, dist_info.world_size) < 1:
             raise DatasetError(
                 f"{spec} has {len(dataset)} usable image(s), fewer than one batch of {config.batch_size}"
@@ -166,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if dist_info.is_main:
             print(dataset_summary(dataset, spec.kind))
+            print(f"{data_source(dataset, config)}; precision: {precision.reason}")
             rundir.claim_run_dir(run_dir, adopt=adopt)  # the marker is the first thing written
             rundir.remove_run_temps(run_dir)
             rundir.write_run_config(run_dir, {**config.to_dict(), "world_size": dist_info.world_size, "device": str(device)})
