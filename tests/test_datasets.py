@@ -491,7 +491,8 @@ def test_synthetic_faces_size_is_bounded_before_rendering(tmp_path):
         load_dataset("synthetic-faces:99999999999999")
     from training.run import main
 
-    assert main(["--dataset", "synthetic-faces:99999999999999", "--out", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    for dry_run in ([], ["--dry-run"]):
+        assert main(["--dataset", "synthetic-faces:99999999999999", "--out", str(tmp_path / "run"), "--device", "cpu", *dry_run]) == 2
     assert time.perf_counter() - start < 10 and not (tmp_path / "run").exists()
 
 

@@ -7,6 +7,7 @@ import torch
 
 from explorer.checkpoint import load_checkpoint
 from explorer.datasets import load_dataset
+from explorer.images import from_uint8
 from tests.fakedata import make_image_folder
 from training.batches import InMemoryBatches, StreamedBatches, batch_source, read_into_memory
 from training.config import TrainConfig
@@ -68,3 +69,25 @@ def test_streamed_training_is_bit_identical_and_resumes_exactly(tmp_path):
         other = weights(tmp_path / name)
         assert load_checkpoint(tmp_path / name).step == 6
         assert all(torch.equal(memory[key], other[key]) for key in memory), name
+
+
+def test_ranks_stream_disjoint_epoch_seeded_shards(tmp_path):
+    from training.distributed import Distributed
+    from training.loop import Batches
+
+    dataset = cached_folder(tmp_path)  # 16 images; 2 ranks x batch 4: 2 steps per epoch
+    config = TrainConfig(image_size=8, batch_size=4, epochs=None, max_steps=4, max_ram_gb=1e-6, z_dim=16)
+    shards = {}
+    for rank in (0, 1):
+        batches = Batches(dataset, config, Distributed(rank, 2, rank), CPU, per_epoch=2)
+        assert batches.source.streamed
+        for step in range(4):  # two epochs
+            real, _ = batches.at(step)
+            index = batches.order[(step % 2) * 4 : (step % 2) * 4 + 4]
+            assert torch.equal(real, from_uint8(dataset.images[index]))  # the rows read are the rows asked for
+            shards.setdefault((rank, step // 2), []).extend(index.tolist())
+        batches.source.close()
+    for epoch in (0, 1):
+        assert not set(shards[0, epoch]) & set(shards[1, epoch])  # disjoint
+        assert sorted(shards[0, epoch] + shards[1, epoch]) == list(range(16))  # together: the whole set
+    assert shards[0, 0] != shards[0, 1]  # a new order each epoch

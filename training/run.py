@@ -19,7 +19,7 @@ from pathlib import Path
 
 from explorer import rundir
 from explorer.checkpoint import CheckpointError, read_meta
-from explorer.datasets import DatasetError, ImageDataset, load_dataset, parse_dataset_spec
+from explorer.datasets import DatasetError, ImageDataset, check_size, load_dataset, parse_dataset_spec
 from explorer.values import parse_whole
 from training.config import AMP_MODES, DEVICES, LOSSES, TrainConfig, steps_per_epoch
 from training.distributed import check_amp, close_distributed, distributed_from_env, resolve_device
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve_config(args)
         config.validate()
         spec = parse_dataset_spec(config.dataset)
+        check_size(spec, config.image_size, config.channels, config.max_images)  # e.g. synthetic-faces:N against memory
         device = resolve_device(config.device)
         precision = resolve_amp(config.amp, device.type)  # PrecisionError: bf16 where it is only emulated
         check_amp(config.amp, device)

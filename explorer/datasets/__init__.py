@@ -39,7 +39,7 @@ from explorer.datasets.common import (
 )
 
 __all__ = [
-    "DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "center_crop_resize", "convert_channels",
+    "DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "center_crop_resize", "check_size", "convert_channels",
     "load_dataset", "parse_dataset_spec", "resize_batch",
 ]  # fmt: skip
 
@@ -107,6 +107,16 @@ def parse_dataset_spec(spec: str, check_exists: bool = True) -> DatasetSpec:
         what = "is not a folder" if os.path.exists(path) else "does not exist"
         raise DatasetError(f"{spec!r}: {path} {what}; {kind}:PATH needs the folder that holds the dataset")
     return DatasetSpec(kind, path, categories=categories)
+
+
+def check_size(spec: str | DatasetSpec, image_size: int, channels: int | None = None, max_images: int | None = None) -> None:
+    """DatasetError, without reading any data, when a dataset's size is known to exceed the memory
+    available before it is loaded (synthetic faces: count x image size); a no-op for the others,
+    whose size is checked as they load."""
+    parsed = parse_dataset_spec(spec) if not isinstance(spec, DatasetSpec) else spec
+    reader = READERS[parsed.kind]
+    if hasattr(reader, "check_size"):
+        reader.check_size(Request(parsed, image_size, channels, max_images, "train"))
 
 
 def load_dataset(

@@ -293,6 +293,11 @@ def _count(request) -> int:
     return n
 
 
+def check_size(request) -> None:
+    """DatasetError when the faces would not fit in memory (before anything is drawn)."""
+    _count(request)
+
+
 def inputs(request) -> tuple[list, dict]:
     """No files: the faces follow from (count, seed, size, renderer version) alone."""
     return [], {"count": _count(request), "seed": _SPLIT_SEEDS[request.split]}
