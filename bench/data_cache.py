@@ -14,9 +14,9 @@ Makes (once, under --data, outside the repo) two image sets of CelebA's size and
 Then, for each set, three 1-step `python -m training.run` processes (64 px, batch 128, CPU), each
 timed from spawn: `uncached` (LATENT_LAB_DATA_CACHE=off: every start decodes, as before the
 cache), `first` (an empty cache folder: decodes and writes the entry) and `second` (the entry is
-there: memory-mapped). Reported per start: seconds to the first step's start (`on_start`, right
-before the loop), to the end of the first step, and the process's whole wall time (incl. the final
-checkpoint). The cache folder and run folders are deleted afterwards; the image sets are kept for
+there: memory-mapped). Reported per start: when load_dataset was called and how long it took,
+seconds to the first step's start (`on_start`, right before the loop), to the end of the first
+step, and the process's whole wall time (incl. the final checkpoint). The cache folder and run folders are deleted afterwards; the image sets are kept for
 reruns unless --delete-data.
 
 The timings come from a `child` mode of this file (`python -m bench.data_cache child STAMPS --
@@ -108,13 +108,25 @@ def make_folder(root: Path, n: int, workers: int = 2) -> Path:
 
 
 def child(stamps: str, training_args: list[str]) -> int:
-    """training.run's main with a callback that writes when the loop starts and the first step ends."""
+    """training.run's main with a callback that writes when the loop starts and the first step ends,
+    and when load_dataset was entered and returned."""
     import training.callbacks
     import training.run
 
+    loads = {}
+    load_dataset = training.run.load_dataset
+
+    def timed_load(*args, **kwargs):
+        loads["load_begin"] = time.time()
+        dataset = load_dataset(*args, **kwargs)
+        loads["load_end"] = time.time()
+        return dataset
+
+    training.run.load_dataset = timed_load
+
     class Stamps(training.callbacks.Callback):
         def on_start(self, state) -> None:
-            self.times = {"on_start": time.time()}
+            self.times = {"on_start": time.time(), **loads}
 
         def on_step(self, state) -> None:
             if "first_step" not in self.times:
@@ -144,19 +156,24 @@ def timed_start(dataset: str, out: Path, cache: str, device: str = "cpu", extra:
     shutil.rmtree(out, ignore_errors=True)
     line = next((line for line in done.stdout.splitlines() if line.startswith("dataset ")), "")
     return {"to_first_step_s": times["on_start"] - start, "first_step_done_s": times["first_step"] - start,
-            "wall_s": wall, "dataset_line": line}
+            "wall_s": wall, "to_load_s": times["load_begin"] - start, "load_s": times["load_end"] - times["load_begin"],
+            "dataset_line": line}
 
 
-def measure(name: str, dataset: str, work: Path) -> dict:
+def measure(name: str, dataset: str, work: Path, starts: list[str]) -> dict:
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     result = {}
     for label, cache_setting in (("uncached", "off"), ("first", str(cache)), ("second", str(cache))):
+        if label not in starts:
+            continue
         row = timed_start(dataset, work / f"run-{name}-{label}", cache_setting)
         result[label] = row
-        print(f"{name:>8} {label:>8}: first step starts at {row['to_first_step_s']:6.1f} s, done at "
+        print(f"{name:>8} {label:>8}: load_dataset {row['to_load_s']:5.1f} s -> {row['to_load_s'] + row['load_s']:6.1f} s, "
+              f"first step starts at {row['to_first_step_s']:6.1f} s, done at "
               f"{row['first_step_done_s']:6.1f} s, process {row['wall_s']:6.1f} s   [{row['dataset_line'][:90]}]", flush=True)
-    result["second_over_first_wall"] = result["second"]["wall_s"] / result["first"]["wall_s"]
+    if "first" in result and "second" in result:
+        result["second_over_first_wall"] = result["second"]["wall_s"] / result["first"]["wall_s"]
     result["cache_bytes"] = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
     shutil.rmtree(cache, ignore_errors=True)
     return result
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("/work/bench-data"), help="where the image sets are made (not the repo)")
     p.add_argument("--celeba", type=int, default=20000, help="CelebA-layout images (0: skip)")
     p.add_argument("--folder", type=int, default=50000, help="images of the plain folder (0: skip)")
+    p.add_argument("--starts", default="uncached,first,second", help="which starts to time (second needs first)")
     p.add_argument("--delete-data", action="store_true", help="delete the image sets afterwards")
     p.add_argument("--json")
     args = p.parse_args(argv)
@@ -179,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.folder:
         sets["folder"] = f"folder:{make_folder(args.data / f'folder{args.folder}', args.folder)}"
     load = os.getloadavg()
-    results = {name: measure(name, spec, args.data) for name, spec in sets.items()}
+    results = {name: measure(name, spec, args.data, args.starts.split(",")) for name, spec in sets.items()}
     for name, r in results.items():
+        if "second_over_first_wall" not in r:
+            continue
         print(f"{name}: second start {r['second']['wall_s']:.1f} s = {r['second_over_first_wall']:.2f}x the first "
               f"({r['first']['wall_s']:.1f} s); reaches its first step at {r['second']['to_first_step_s']:.1f} s; "
               f"cache {r['cache_bytes'] / 1e9:.2f} GB")

@@ -74,7 +74,7 @@ class Check:
         q = args.quick
         self.size, self.batch = (32, 8) if q else (64, 128)
         self.widths = {"g_width": 8, "d_width": 8, "z_dim": 16} if q else {}
-        self.steps, self.warmup = (3, 1) if q else (args.steps, args.warmup)
+        self.steps, self.warmup = (2, 1) if q else (args.steps, args.warmup)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -159,7 +159,7 @@ class Check:
 
     def torchrun(self) -> dict:
         out = self.work / "torchrun"
-        args = ["--dataset", "synthetic-faces:256" if self.args.quick else "synthetic-faces:2048", "--image-size", str(self.size),
+        args = ["--dataset", "synthetic-faces:64" if self.args.quick else "synthetic-faces:2048", "--image-size", str(self.size),
                 "--batch-size", str(self.batch), "--max-steps", str(self.steps + 2), "--device", self.device.type,
                 "--out", str(out), "--data-cache", str(self.work / "cache"), "--no-progress", "--no-tensorboard"]
         args += [f"--{k.replace('_', '-')}={v}" for k, v in self.widths.items()]
@@ -174,7 +174,7 @@ class Check:
         return result
 
     def cached_folder(self) -> dict:
-        n = 48 if self.args.quick else self.args.folder_images
+        n = 32 if self.args.quick else self.args.folder_images
         folder = make_folder(self.work / "folder", n, workers=max(2, os.cpu_count() or 2))
         spec, cache = f"folder:{folder}", self.work / "folder-cache"
         extra = ("--image-size", str(self.size), "--batch-size", str(self.batch), *[f"--{k.replace('_', '-')}={v}" for k, v in self.widths.items()])
