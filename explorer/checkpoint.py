@@ -39,7 +39,7 @@ from explorer.checkpoint_meta import FORMAT_NAME, FORMAT_VERSION, MAX_DEPTH, MAX
 from explorer.checkpoint_meta import check_model, validate_meta
 from explorer.fsio import UnsafeFileError, atomic_write_json, check_regular, fsync_dir, is_inside, or_aside, remove_stale_temps
 from explorer.fsio import replace_dir, sha256_file
-from explorer.model import DCGANConfig, Discriminator, Generator
+from explorer.model import DCGANConfig, Discriminator, Generator, meta_model
 from explorer.rundir import LATEST_FILE, SNAPSHOT_DIR, RunDirError, snapshot_name
 from explorer.values import brief, read_json_file
 
@@ -377,8 +377,7 @@ def _build_checked(cls: type, config: DCGANConfig, file: Path, expected_sha256: 
     memory), so a file that does not fit is refused before the real model is built, and a real model
     is never larger than its weight file.
     """
-    with torch.device("meta"):
-        expected = cls(config).state_dict()
+    expected = meta_model(cls, config).state_dict()
     state = _read_weights(file, expected_sha256, expected)
     module = cls(config)
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})

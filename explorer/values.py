@@ -138,7 +138,7 @@ def read_json_file(path: str | os.PathLike, max_bytes: int, max_depth: int) -> A
     try:
         value = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        raise ValueError(f"{path} is not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
         raise ValueError(f"{path} is nested too deeply to be one of latent-lab's JSON files") from None
     except ValueError as exc:  # JSONDecodeError (a position, no content), or an integer of more than 4300 digits

@@ -1,4 +1,4 @@
-"""Issue 7, reliability and security: faults, bad input and hostile files. One place that proves each guarantee.
+"""Issues 7 and 12, reliability and security: faults, bad input and hostile files. One place that lists each guarantee.
 
 Where a guarantee was already proved elsewhere, that test is listed here and not repeated.
 
@@ -23,6 +23,20 @@ Hostile checkpoints are refused with a clear message, no code runs, the app keep
     ::test_pointer_outside_run_and_missing_paths
     test_app.py::test_typed_path_outside_the_checkpoints_folder_is_refused, ::test_garbage_file_and_broken_run_give_clear_errors
     test_video_registry_urlstate.py::test_resolve_user_path_confines_paths_to_the_checkpoints_folder (symlinks, "..", "~")
+    test_hostile_checkpoints.py: crafted meta.json values (Infinity, 1e30, 2**61, [], format 0, deep nesting) refused
+    by the one validation, a seeded fuzz of 400 documents, the listing never raising, links out of a checkpoint,
+    FIFOs, /dev/zero and /proc files never read
+
+User files are never overwritten or deleted (issue 12)
+    test_cli_guards.py::test_out_with_user_files_is_refused_and_left_untouched, ::test_out_naming_a_file_fails_before_the_data_loads,
+    ::test_the_marker_is_the_first_thing_written_into_a_new_or_empty_folder, ::test_a_run_from_before_markers_resumes_and_is_adopted,
+    ::test_export_refuses_a_folder_it_did_not_write_and_deletes_nothing
+
+Crafted options and run files give exit 2 and a short message, sizes are bounded before work (issue 12)
+    test_cli_guards.py::test_huge_and_malformed_numbers_exit_2_quickly_with_short_messages, ::test_model_too_large_for_memory_is_refused_before_allocating,
+    ::test_dataset_smaller_than_one_batch_exits_2, ::test_tampered_config_json_on_resume_is_a_clear_exit_2,
+    ::test_a_fifo_for_config_json_is_refused_without_blocking, ::test_tampered_resume_state_is_a_clear_exit_2
+    test_cli_guards.py::test_temp_files_of_killed_writers_are_removed_on_resume, ::test_an_aside_copy_of_a_killed_exchange_is_moved_back
 
 Bad data is skipped and counted or refused, never a hang or an OOM
     test_datasets.py::test_folder_with_classes_and_broken_files                   (truncated, zero-byte, non-image)

@@ -146,7 +146,7 @@ def train(config: TrainConfig, dataset: ImageDataset, callbacks: Iterable[Callba
         _restore(state, models, model_config)
     gan_step = GanStep(models, config, dist_info, device)
     batches = Batches(dataset, config, dist_info, device, per_epoch)
-    window = LogWindow(state, models, DivergenceGuard(config), hooks, dist_info, device, dataset, fixed_noise(config.sample_count, config.z_dim, config.seed).to(device))
+    window = LogWindow(state, models, hooks, dist_info, device, dataset)
 
     hooks.on_start(state)
     try:
@@ -168,9 +168,11 @@ class LogWindow:
     sample grid (epoch end, end) and the snapshot (every checkpoint_every steps, epoch end, end).
     """
 
-    def __init__(self, state, models, guard, hooks, dist_info, device, dataset, grid_noise):
-        self.state, self.models, self.guard, self.hooks = state, models, guard, hooks
-        self.dist_info, self.device, self.dataset, self.grid_noise = dist_info, device, dataset, grid_noise
+    def __init__(self, state: TrainState, models: GanModels, hooks: Callback, dist_info: Distributed, device: torch.device, dataset: ImageDataset):
+        self.state, self.models, self.hooks, self.dist_info, self.device, self.dataset = state, models, hooks, dist_info, device, dataset
+        self.guard = DivergenceGuard(state.config)
+        config = state.config
+        self.grid_noise = fixed_noise(config.sample_count, config.z_dim, config.seed).to(device)
         self.sums = torch.zeros(4, device=device)
         self.steps, self.start = 0, time.perf_counter()
 

@@ -1,18 +1,19 @@
 """How much memory a training step needs, estimated before anything is allocated, and whether the machine has it.
 
 `--g-width 100000` asks for ~10^13 parameters: building that model to find out would try to allocate
-terabytes. The estimate builds G and D on PyTorch's meta device (shapes only, no memory) and runs
-one forward pass there to count activations, in well under a second for any size.
+terabytes. The estimate builds G and D on PyTorch's meta device (shapes only, no memory) and follows
+the activation shapes layer by layer, in well under a second for any size.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from explorer.model import DCGANConfig, Discriminator, Generator
+from explorer.model import DCGANConfig, Discriminator, Generator, meta_model
 
 _FLOAT_BYTES = 4  # parameters, gradients, Adam moments and activations are float32
 
@@ -35,22 +36,25 @@ def human_bytes(n: float) -> str:
     return f"{n:.3g} PB"
 
 
-def _activations(module: nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    """Elements output by `module`'s layers for input `x` (meta tensors); in-place activations add none."""
-    count = [0]
+def _activations(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """(elements output by `module`'s layers, output shape) for an input of `shape` (N, C, H, W).
 
-    def hook(layer, inputs, output):
+    Walks the layers in order (G and D are chains of convolutions, batchnorms and activations) and
+    computes each convolution's output shape from its kernel, stride and padding: running the layers,
+    even on the meta device, would import torch._dynamo (a minute on a loaded machine). In-place
+    activations add no memory.
+    """
+    count = 0
+    for layer in module.modules():
+        if any(True for _ in layer.children()):
+            continue
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            (k, _), (s, _), (p, _) = layer.kernel_size, layer.stride, layer.padding
+            side = (shape[2] - 1) * s - 2 * p + k if isinstance(layer, nn.ConvTranspose2d) else (shape[2] + 2 * p - k) // s + 1
+            shape = (shape[0], layer.out_channels, side, side)
         if not getattr(layer, "inplace", False):
-            count[0] += output.numel()
-
-    layers = [m for m in module.modules() if not any(True for _ in m.children())]
-    handles = [layer.register_forward_hook(hook) for layer in layers]
-    try:
-        y = module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return count[0], y
+            count += math.prod(shape)
+    return count, shape
 
 
 def estimate(config: DCGANConfig, batch_size: int, ema: bool) -> MemoryEstimate:
@@ -59,10 +63,9 @@ def estimate(config: DCGANConfig, batch_size: int, ema: bool) -> MemoryEstimate:
     Per parameter: the weight, its gradient and Adam's two moments (+ the EMA copy of G). Activations:
     G's forward (kept for the G step) and two of D's (one live graph at a time, plus its gradients).
     """
-    with torch.device("meta"):
-        generator, discriminator = Generator(config), Discriminator(config)
-        g_acts, fake = _activations(generator, torch.empty(batch_size, config.z_dim))
-        d_acts, _ = _activations(discriminator, fake)
+    generator, discriminator = meta_model(Generator, config), meta_model(Discriminator, config)
+    g_acts, fake_shape = _activations(generator, (batch_size, config.z_dim, 1, 1))
+    d_acts, _ = _activations(discriminator, fake_shape)
     g_params = sum(p.numel() for p in generator.parameters())
     d_params = sum(p.numel() for p in discriminator.parameters())
     elements = 4 * (g_params + d_params) + (g_params if ema else 0) + g_acts + 2 * d_acts
