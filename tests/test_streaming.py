@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 import torch
 
 from explorer.checkpoint import load_checkpoint
@@ -91,3 +97,31 @@ def test_ranks_stream_disjoint_epoch_seeded_shards(tmp_path):
         assert not set(shards[0, epoch]) & set(shards[1, epoch])  # disjoint
         assert sorted(shards[0, epoch] + shards[1, epoch]) == list(range(16))  # together: the whole set
     assert shards[0, 0] != shards[0, 1]  # a new order each epoch
+
+
+@pytest.mark.slow
+def test_streamed_run_killed_and_resumed_equals_the_uninterrupted_one(tmp_path):
+    """SIGKILL a streamed `training.run` after its first snapshot; --resume finishes it with the same weights and Adam state."""
+    root = make_image_folder(tmp_path / "data", n_per_class=8)
+    args = ["--dataset", f"folder:{root}", "--image-size", "32", "--g-width", "8", "--d-width", "8", "--z-dim", "16",
+            "--batch-size", "4", "--max-steps", "40", "--checkpoint-every", "2", "--log-every", "1", "--max-ram-gb", "1e-6",
+            "--data-cache", str(tmp_path / "cache"), "--device", "cpu", "--no-progress", "--no-tensorboard"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
+    run = [sys.executable, "-m", "training.run"]
+    assert subprocess.run([*run, *args, "--out", str(tmp_path / "straight")], env=env, capture_output=True).returncode == 0
+    killed = subprocess.Popen([*run, *args, "--out", str(tmp_path / "killed")], env=env, stdout=subprocess.PIPE, text=True)
+    while not (tmp_path / "killed" / "latest.json").exists() and killed.poll() is None:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL
+    assert "over the" in killed.stdout.read()  # it was streaming from the cache file
+    kept = load_checkpoint(tmp_path / "killed").step
+    assert kept < 40
+    resume = [*run, "--out", str(tmp_path / "killed"), "--resume", "--no-progress", "--no-tensorboard"]
+    assert subprocess.run(resume, env=env, capture_output=True).returncode == 0
+    straight, resumed = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "killed")
+    assert resumed.step == straight.step == 40
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    moments_a, moments_b = (torch.load(c.path / "resume.pt", weights_only=True)["opt_d"]["state"] for c in (straight, resumed))
+    assert all(torch.equal(moments_a[i][k], moments_b[i][k]) for i in moments_a for k in moments_a[i])
