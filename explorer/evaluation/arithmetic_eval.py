@@ -6,7 +6,7 @@ averaging three exemplars per concept is stable where single samples are not. On
 the ground truth is known, so both become success rates:
 
 1. A pool of generated samples (seeds ARITH_SEED_OFFSET ..) is labelled by the attribute probe
-   on the discriminator's features (`explorer.directions.fit_attribute_probe`, the explorer's
+   on the discriminator's features (`explorer.probe.fit_attribute_probe`, the explorer's
    own probe). Head turn has no attribute, so the probe also learns two labels derived from the
    ground-truth yaw: Yaw_Left and Yaw_Right (|yaw| > YAW_LABEL rad).
 2. For each concept ("smiling woman" = Smiling 1, Male 0, plus the *kept* attributes at 0) the
@@ -38,7 +38,7 @@ from torch import nn
 
 from explorer.arithmetic import ConceptBin, arithmetic_grid_latents, combine, pixel_arithmetic
 from explorer.datasets import ImageDataset
-from explorer.directions import Probe, fit_attribute_probe
+from explorer.probe import Probe, fit_attribute_probe
 from explorer.evaluation.eval_net import EvalNet, predict
 from explorer.features import discriminator_features
 from explorer.generate import generate
