@@ -11,6 +11,8 @@ Reproduces the DCGAN paper's experiments on a checkpoint and measures its sample
               exemplars, z-space vs pixel-space, scored by the eval net (synthetic faces)
   neighbors   nearest training images to samples in pixels and D features; duplicate rate
   smoothness  frame-to-frame change along lerp vs slerp 9-point walks
+  directions  the explorer's attribute sliders (conditional, raw, SVM): moved +3 from 200 seeds without
+              the attribute, how often it appears, how often other attributes change, skin-tone drift
 
 Results go into the checkpoint's meta.json under "evaluation" (unless --no-write), figures into
 <checkpoint>/evaluation/, and a table is printed. Every number is a function of the checkpoint,
@@ -34,7 +36,7 @@ from explorer.evaluation.eval_net import find_eval_net, load_eval_net
 from explorer.images import grid, save_png
 from explorer.rundir import EVALUATION_DIR
 
-WHAT = ("fid", "probe", "arithmetic", "neighbors", "smoothness")
+WHAT = ("fid", "probe", "arithmetic", "directions", "neighbors", "smoothness")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", default="1,3,10", help="arithmetic: exemplars per concept (default 1,3,10)")
     p.add_argument("--neighbors-samples", type=int, default=1000, help="neighbors: generated samples (default 1000)")
     p.add_argument("--walks", type=int, default=10, help="smoothness: 9-point walks per mode (default 10)")
+    p.add_argument("--direction-seeds", type=int, default=200, help="directions: seeds without the attribute per direction (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only; leave meta.json and figures alone")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -161,6 +164,31 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
     return results
 
 
+def run_directions(args, checkpoint, train, net, say) -> dict:
+    from explorer.evaluation.arithmetic_eval import ground_truth
+    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, attribute_dependence, evaluate_directions, format_table
+    from explorer.evaluation.eval_net import predict
+    from explorer.featuremap import load_or_compute_directions, load_or_fit_probe
+
+    if train.attributes is None or not net.config.attribute_names:
+        return {"skipped": f"{train.spec} has no attributes for the eval net to judge: directions are measured on labelled faces"}
+    say("directions: the explorer's sliders (read from, or computed into, the checkpoint's analysis cache)")
+    directions = load_or_compute_directions(checkpoint, train, seed=0, probe=lambda: load_or_fit_probe(checkpoint, train, seed=0))
+    skin, skin_std = None, 1.0
+    if "skin_tone" in net.config.factor_names and "skin_tone" in (train.factor_names or []):
+        column = net.config.factor_names.index("skin_tone")
+        skin = lambda images: predict(net, images).factors[:, column]  # noqa: E731
+        skin_std = float(train.factors[:, train.factor_names.index("skin_tone")].double().std())
+    attributes = [a for a in DEFAULT_ATTRIBUTES if a in net.config.attribute_names]
+    results = evaluate_directions(
+        checkpoint.generator, directions, judge=lambda images: ground_truth(net, images), skin=skin, skin_std=skin_std,
+        dependence=attribute_dependence(train.attributes.numpy(), train.attribute_names), attributes=attributes,
+        n=args.direction_seeds, progress=say,
+    )
+    results["table"] = format_table(results)
+    return results
+
+
 def run_neighbors(args, checkpoint, train, figures: Path | None, say) -> dict:
     from explorer.evaluation.memorization import memorization, neighbour_figure_rows
 
@@ -191,7 +219,7 @@ def summary_lines(results: dict) -> list[str]:
         lines.append(f"FID ({r['feature_net']}, n={r['samples']}): {r['fid']:.4f}   real-vs-real floor: {r['real_vs_real']:.4f}")
         for row in r.get("by_step", []):
             lines.append(f"  step {row['step']:>7}: {row['fid']:.4f}")
-    for key in ("probe", "arithmetic"):
+    for key in ("probe", "arithmetic", "directions"):
         if key in results:
             lines.append(results[key].get("table") or f"{key}: skipped ({results[key].get('skipped')})")
     if "neighbors" in results:
@@ -222,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         parse_ks(args.ks)
     except ValueError as exc:
         parser.error(str(exc))
-    for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks"):
+    for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks", "direction_seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.fid_samples < 2:
@@ -235,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if checkpoint.discriminator is None and {"probe", "arithmetic", "neighbors"} & set(what):
-        print("error: this checkpoint has no discriminator; probe, arithmetic and neighbors read its features", file=sys.stderr)
+    if checkpoint.discriminator is None and {"probe", "arithmetic", "directions", "neighbors"} & set(what):
+        print("error: this checkpoint has no discriminator; probe, arithmetic, directions and neighbors read its features", file=sys.stderr)
         return 2
     args.dataset = args.dataset or (meta.get("dataset") or {}).get("spec")
     if not args.dataset:
@@ -246,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
 
     net = None
     args.feature_net_name = None
-    if {"fid", "arithmetic"} & set(what):
+    if {"fid", "arithmetic", "directions"} & set(what):
         if args.eval_net == "inception":
-            if "arithmetic" in what:
-                print("error: arithmetic needs the eval net's attribute heads; --eval-net inception only serves FID", file=sys.stderr)
+            if {"arithmetic", "directions"} & set(what):
+                print("error: arithmetic and directions need the eval net's attribute heads; --eval-net inception only serves FID", file=sys.stderr)
                 return 2
             net, args.feature_net_name = "inception", "inception-v3 pool3 (2048-d)"
         else:
@@ -291,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             results[item] = run_probe(args, checkpoint, train, say)
         elif item == "arithmetic":
             results[item] = run_arithmetic(args, checkpoint, train, net, figures, say)
+        elif item == "directions":
+            results[item] = run_directions(args, checkpoint, train, net, say)
         elif item == "neighbors":
             results[item] = run_neighbors(args, checkpoint, train, figures, say)
         elif item == "smoothness":
