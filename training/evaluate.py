@@ -32,7 +32,8 @@ import torch
 
 from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, read_meta
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
-from explorer.evaluation.eval_net import find_eval_net, load_eval_net
+from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
+from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
 from explorer.rundir import EVALUATION_DIR
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--what", default=",".join(WHAT), help=f"comma-separated subset of {','.join(WHAT)} (default all)")
     p.add_argument("--dataset", help="dataset SPEC (default: the one in meta.json; needed for folder:/celeba: paths on another machine)")
     p.add_argument("--eval-net", help="eval net folder, or 'inception' for Inception FID (default: checkpoints/eval-nets/KIND-SIZE)")
+    p.add_argument("--clean-net", help="arithmetic: the single-clean-face checker (default: checkpoints/eval-nets/KIND-SIZE-clean)")
     p.add_argument("--fid-samples", type=int, default=5000, help="generated and real images per FID (default 5000)")
     p.add_argument(
         "--snapshots", nargs="?", const="", metavar="RUN",
@@ -145,8 +147,17 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
         return {"skipped": f"{train.spec} has no ground-truth attributes and yaw: arithmetic is measured on synthetic-faces"}
     if not net.config.attribute_names:
         return {"skipped": "the eval net has no attribute heads to judge results with"}
+    clean = None
+    folder = Path(args.clean_net) if args.clean_net else default_eval_net_dir(args.dataset, checkpoint.config.image_size)
+    folder = folder if args.clean_net else folder.with_name(folder.name + CLEAN_NET_SUFFIX)
+    if (folder / EVALNET_META).is_file():
+        checker, _ = load_eval_net(folder)
+        clean = lambda images: is_clean(checker, images)  # noqa: E731
+        say(f"arithmetic: results must pass the single-clean-face check of {folder}")
+    else:
+        say(f"arithmetic: no clean-face checker at {folder} (python -m training.eval_net --task clean-face): pixel blends count unchecked")
     evaluation = evaluate_arithmetic(checkpoint.generator, checkpoint.discriminator, train, net, ks=parse_ks(args.ks),
-                                     trials=args.trials, seed=args.seed, progress=say)
+                                     trials=args.trials, seed=args.seed, progress=say, clean=clean)
     if figures is not None:
         for old in figures.glob("arithmetic-*.png"):
             old.unlink()  # figures of an earlier run with other k or expressions
@@ -255,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.fid_samples < 2:
         parser.error("--fid-samples must be >= 2")
+    if args.clean_net and not (Path(args.clean_net) / EVALNET_META).is_file():
+        parser.error(f"--clean-net {args.clean_net}: not an eval net folder (no {EVALNET_META})")
     started = time.perf_counter()
     say = lambda message: print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)  # noqa: E731
     try:
