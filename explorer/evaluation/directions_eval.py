@@ -87,9 +87,13 @@ def evaluate_direction(
     dependence: Mapping[str, float] | None = None,
     n: int = DEFAULT_STEPS,
     alpha: float = DEFAULT_ALPHA,
+    start: tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor] | None = None,
 ) -> dict:
-    """The measurements of the module docstring for one direction of one attribute (a JSON-ready dict)."""
-    seeds, before, images_before = _seeds_without(G, judge, attribute, n)
+    """The measurements of the module docstring for one direction of one attribute (a JSON-ready dict).
+
+    `start` is `_seeds_without(G, judge, attribute, n)` when the caller already has it (one scan per attribute).
+    """
+    seeds, before, images_before = start if start is not None else _seeds_without(G, judge, attribute, n)
     if len(seeds) == 0:
         return {"direction": direction.name, "skipped": f"no seed among {MAX_SEEDS_SCANNED} is judged without {attribute}"}
     z = z_from_seeds(seeds.tolist(), G.config.z_dim)
@@ -140,10 +144,11 @@ def evaluate_directions(
             out[attribute] = {"skipped": f"no direction for {attribute} (the probe found too few confident samples?)"}
             continue
         by_direction = {}
+        start = _seeds_without(G, judge, attribute, n)
         for name in names:
-            say(f"directions: {name}, {n} seeds moved by {alpha:g}")
+            say(f"directions: {name}, {len(start[0])} seeds moved by {alpha:g}")
             by_direction[name] = evaluate_direction(
-                G, directions[name], attribute, judge, skin, skin_std, (dependence or {}).get(attribute), n, alpha
+                G, directions[name], attribute, judge, skin, skin_std, (dependence or {}).get(attribute), n, alpha, start
             )
         out[attribute] = {"default": names[0], "by_direction": by_direction}
     out["_protocol"] = {
