@@ -274,6 +274,13 @@ def test_pixel_blends_must_pass_the_clean_face_check():
     row = results["smile"]["by_selection"]["probe"]["by_k"]["3"]
     assert results["_protocol"]["clean_check"] is True and results["smile"]["chance"]["clean"] == 1.0
     assert row["z"]["clean"]["rate"] == 1.0 and row["z"]["success"] == row["z"]["success_unchecked"]
+    # z results are counted whatever the checker says of them (it judges G's quality, not the arithmetic)
+    dirty = ae.evaluate_arithmetic(
+        _MarkedFaces(), None, None, None, ks=(3,), trials=4, pool=400, expressions=(ae.EXPRESSIONS[0],),
+        labeller=_toy_labeller, judge=_toy_judge, clean=lambda images: np.zeros(len(images), bool), selections=("probe",),
+    ).results["smile"]["by_selection"]["probe"]["by_k"]["3"]
+    assert dirty["z"]["clean"]["rate"] == 0.0 and dirty["z"]["success"] == dirty["z"]["success_unchecked"]
+    assert dirty["pixel"]["success"]["rate"] == 0.0
     # the blends get the attributes right (the toy is linear) but are not one clean face
     assert row["pixel"]["success_unchecked"]["rate"] >= 0.5
     assert row["pixel"]["clean"]["rate"] == 0.0 and row["pixel"]["success"]["rate"] == 0.0

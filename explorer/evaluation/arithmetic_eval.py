@@ -19,12 +19,15 @@ the ground truth is known, so both become success rates:
    neighbours, `explorer.arithmetic`). Pixel space: the same weighted sum of the exemplar images.
 4. The eval net - trained on real renders with their true labels, never on generated images -
    scores every result image. Success = every target attribute present (e.g. Smiling and Male),
-   every kept attribute still absent (no glasses or hat appeared), and the image passes the
-   single-clean-face check (`explorer.evaluation.clean_face`: a checker trained on real renders
-   against pixel blends of them), so a ghostly overlay of three faces whose top layer smiles does
-   not count as a smiling man. The check applies to both sides alike; `success_unchecked` leaves
-   it out. z-space rates are over all 9 grid images of every trial, pixel rates over one image
-   per trial.
+   and every kept attribute still absent (no glasses or hat appeared). A pixel-space result must
+   also pass the single-clean-face check (`explorer.evaluation.clean_face`: a checker trained on
+   real renders against pixel blends of them), so a ghostly overlay of three faces whose top layer
+   smiles does not count as a smiling man (`success_unchecked` leaves the check out). A z-space
+   result is one G output like any other sample: whether it looks clean is the generator's quality,
+   not the arithmetic's, and the checker (which never saw a generated image) passes only part of
+   even random samples; so z results are not filtered, and their clean rate is reported beside the
+   random samples' (`chance.clean`) to show the arithmetic does not make them less face-like.
+   z-space rates are over all 9 grid images of every trial, pixel rates over one image per trial.
 
 Reported beside them: the eval net's verdict on the chosen exemplars (how often the probe picked
 what it meant to: an arithmetic result cannot be better than its inputs) and the "chance" rate,
@@ -243,8 +246,7 @@ def evaluate_arithmetic(
             "text": expression.text,
             "target": expression.target,
             "kept": list(expression.kept),
-            "chance": {"target": float(chance_target.mean()), "success": float((chance_success & pool_clean).mean()),
-                       "success_unchecked": float(chance_success.mean()), "clean": float(pool_clean.mean())},
+            "chance": {"target": float(chance_target.mean()), "success": float(chance_success.mean()), "clean": float(pool_clean.mean())},
             "by_selection": {},
         }
         for selection in selections:
@@ -275,9 +277,9 @@ def evaluate_arithmetic(
         "selections": {"probe": "exemplars the attribute probe on D features rates most likely (what the explorer does)",
                        "oracle": "exemplars the eval net judges to match: isolates the arithmetic from the probe's mistakes"},
         "probe_accuracy": {n: round(a, 4) for n, a in probe.accuracy.items()} if probe is not None else None,
-        "success": "every target attribute present and every kept attribute absent, judged by the eval net, and "
-                   + ("a single clean face by the clean-face checker (real renders vs pixel blends)" if clean is not None
-                      else "NO clean-face check (no checker given): pixel blends can count"),
+        "success": "every target attribute present and every kept attribute absent, judged by the eval net; pixel results "
+                   + ("must also be a single clean face by the clean-face checker (real renders vs pixel blends)" if clean is not None
+                      else "are NOT checked for a single clean face (no checker given): pixel blends can count"),
         "clean_check": clean is not None,
     }
     return evaluation
@@ -334,7 +336,7 @@ def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, 
         single = clean(results) if clean is not None else np.ones(len(results), dtype=bool)
         for method, part in (("z", slice(0, 9)), ("z_shell", slice(9, 18)), ("pixel", slice(18, 19))):
             flags[f"{method}_target"].append(target[part])
-            flags[f"{method}_success"].append(full[part] & single[part])
+            flags[f"{method}_success"].append(full[part] & single[part] if method == "pixel" else full[part])
             flags[f"{method}_success_unchecked"].append(full[part])
             flags[f"{method}_clean"].append(single[part])
         if trial == 0:
