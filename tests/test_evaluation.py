@@ -160,6 +160,20 @@ def test_shipped_eval_nets_match_their_datasets():
         assert main_metric > 0.85, info.accuracy  # a scorer worth trusting
 
 
+def test_shipped_clean_face_checker_tells_renders_from_blends():
+    from explorer.evaluation.clean_face import blends, is_clean
+    from explorer.evaluation.eval_net import EVAL_NETS_ROOT
+    from explorer.datasets import load_dataset
+
+    net, info = load_eval_net(EVAL_NETS_ROOT / "synthetic-faces-64-clean")
+    assert info.accuracy["Single_Clean_Face"] > 0.95
+    renders = load_dataset("synthetic-faces:200", 64, split="test").images  # held-out renders, another seed
+    assert is_clean(net, renders[:100]).mean() > 0.9
+    assert is_clean(net, blends(renders, 100, seed=7)).mean() < 0.1
+    with pytest.raises(ValueError, match="not a clean-face checker"):
+        is_clean(load_eval_net(find_eval_net("synthetic-faces", 64, 3))[0], renders[:2])
+
+
 # ----------------------------------------------------------------------------------------------- arithmetic
 
 
