@@ -66,6 +66,9 @@ class Probe:
     factor_weight: np.ndarray | None = None  # (F, len(factor_names)) float32
     factor_bias: np.ndarray | None = None  # (len(factor_names),) float32
     factor_r2: dict[str, float] = field(default_factory=dict)  # held-out R^2 per factor
+    # {A: {B: |P(B | A) - P(B | not A)|}} over the real images' labels: which attributes the data ties
+    # together (a smile opens the mouth), which conditional directions must not project out
+    dependence: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -142,6 +145,20 @@ def _fit_factors(dataset: ImageDataset, index: np.ndarray, train: np.ndarray, te
     return list(dataset.factor_names), np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_), r2
 
 
+def attribute_dependence(attributes: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
+    """{A: {B: |P(B=1 | A=1) - P(B=1 | A=0)|}} over a 0/1 attribute matrix (N, len(names))."""
+    attributes = np.asarray(attributes, dtype=bool)
+    out: dict[str, dict[str, float]] = {}
+    for a, name in enumerate(names):
+        with_a, without_a = attributes[attributes[:, a]], attributes[~attributes[:, a]]
+        if len(with_a) == 0 or len(without_a) == 0:
+            out[name] = {}
+            continue
+        gap = np.abs(with_a.mean(0) - without_a.mean(0))
+        out[name] = {other: round(float(gap[b]), 4) for b, other in enumerate(names) if b != a}
+    return out
+
+
 def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int = 1000, seed: int = 0) -> Probe:
     """Fit the linear probe on `discriminator_features` of labelled real images; accuracy on a held-out quarter.
 
@@ -204,7 +221,10 @@ def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int 
         raise ValueError(f"dataset {dataset.spec}: no attribute has enough positive and negative images for a probe")
     coef = np.concatenate([model.coef_ for model in models])  # (M, K): binary models have one row each
     intercept = np.concatenate([model.intercept_ for model in models])
-    return Probe("attribute", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance, skipped, **factors)
+    all_names = list(dataset.attribute_names or [str(a) for a in range(attributes.shape[1])])
+    dependence = attribute_dependence(dataset.attributes.numpy(), all_names)
+    return Probe("attribute", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance, skipped, **factors,
+                 dependence=dependence)
 
 
 def save_probe(path: str | os.PathLike, probe: Probe, extra_header: Mapping | None = None) -> None:
@@ -219,6 +239,7 @@ def save_probe(path: str | os.PathLike, probe: Probe, extra_header: Mapping | No
         "skipped": probe.skipped,
         "factor_names": list(probe.factor_names),
         "factor_r2": probe.factor_r2,
+        "dependence": probe.dependence,
         **(extra_header or {}),
     }
     arrays = {"weight": probe.weight, "bias": probe.bias}
@@ -247,4 +268,4 @@ def load_probe(path: str | os.PathLike) -> Probe:
     if not all(np.isfinite(a).all() for a in (weight, bias, *(v for k, v in factors.items() if k in ("factor_weight", "factor_bias")))):
         raise ValueError(f"{path}: the probe's weights are not finite")
     return Probe(header["kind"], names, weight.astype(np.float32), bias.astype(np.float32), header["accuracy"], header["chance"],
-                 header["skipped"], **factors)
+                 header["skipped"], **factors, dependence=dict(header.get("dependence") or {}))

@@ -14,6 +14,7 @@ from torch import nn
 
 from explorer.directions import Direction, conditional_directions
 from explorer.evaluation import directions_eval as de
+from explorer.probe import attribute_dependence
 
 
 class _ToyFaces(nn.Module):
@@ -76,7 +77,25 @@ def test_conditional_direction_removes_the_planted_skin_axis():
     table = de.format_table(results)
     assert f"| Smiling | `cond:Smiling` (default) | {cond['flip_rate']:.2f} | 0.00 (Male) | +0.00 | Mouth_Slightly_Open" in table
     assert "| Smiling | `attr:Smiling` |" in table and "| +2.12 |" in table
-    assert table.count("✔") == 1 and table.count("✘") == 1
+    assert table.count("✔") == 1 and table.count("✘") == 2  # the raw direction and the random floor fail
+    floor = smiling["by_direction"]["random⟂attr:Smiling"]
+    assert floor["seeds"] == 100 and floor["flip_rate"] < cond["flip_rate"]
+
+
+def test_attributes_the_data_ties_together_are_not_projected_out():
+    raw = {
+        "attr:Smiling": Direction("attr:Smiling", _unit((0, 1.0)), "attribute", 0.9, ""),
+        "attr:Mouth_Slightly_Open": Direction("attr:Mouth_Slightly_Open", _unit((0, 1.0), (5, 0.3)), "attribute", 0.9, ""),
+        "attr:Male": Direction("attr:Male", _unit((1, 1.0), (0, 0.2)), "attribute", 0.9, ""),
+    }
+    tied = {"Smiling": {"Mouth_Slightly_Open": 0.4, "Male": 0.0}}
+    cond = {d.name: d for d in conditional_directions(raw, dependence=tied)}
+    # the mouth direction nearly equals the smile's: projecting it out would leave almost nothing
+    assert float(cond["cond:Smiling"].vector @ raw["attr:Smiling"].vector) > 0.95
+    assert abs(float(cond["cond:Smiling"].vector @ raw["attr:Male"].vector)) < 1e-6
+    assert "Mouth_Slightly_Open left free" in cond["cond:Smiling"].description
+    untied = {d.name: d for d in conditional_directions(raw)}
+    assert float(untied["cond:Smiling"].vector @ raw["attr:Smiling"].vector) < 0.5
 
 
 def test_a_leaky_direction_is_caught_and_seeds_are_those_without_the_attribute():
@@ -96,5 +115,5 @@ def test_attribute_dependence_from_labels():
     a = np.array([1, 1, 1, 1, 0, 0, 0, 0])
     b = np.array([1, 1, 1, 0, 0, 0, 0, 1])
     c = np.array([1, 0, 1, 0, 1, 0, 1, 0])
-    dependence = de.attribute_dependence(np.stack([a, b, c], 1), ["A", "B", "C"])
+    dependence = attribute_dependence(np.stack([a, b, c], 1), ["A", "B", "C"])
     assert dependence["A"]["B"] == pytest.approx(0.5) and dependence["A"]["C"] == pytest.approx(0.0)

@@ -177,7 +177,8 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
 
 def run_directions(args, checkpoint, train, net, say) -> dict:
     from explorer.evaluation.arithmetic_eval import ground_truth
-    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, attribute_dependence, evaluate_directions, format_table
+    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table
+    from explorer.probe import attribute_dependence
     from explorer.evaluation.eval_net import predict
     from explorer.featuremap import load_or_compute_directions, load_or_fit_probe
 

@@ -16,6 +16,8 @@ directions (the conditional `cond:A`, the raw mean difference `attr:A`, the SVM 
                        change the data implies and left out of the maximum;
      skin_tone_shift   mean change of the judge's skin-tone estimate, in standard deviations of the
                        skin-tone factor over real images (a sign: > 0 darker on synthetic faces).
+Beside them, the same numbers for a random unit direction orthogonal to the raw one ("random"):
+the floor that any +3 move reaches by disturbing faces near a decision boundary.
 Targets from issue 14 (for the default slider): flip_rate >= 0.7, max_other_flip <= 0.15,
 |skin_tone_shift| <= 0.25.
 """
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.directions import Direction
+from explorer.directions import DEPENDENT, Direction, orthogonalize
 from explorer.generate import generate
 from explorer.latent import z_from_seeds
 
@@ -35,27 +37,12 @@ DIRECTIONS_SEED_OFFSET = 3_000_000  # disjoint from the explorer's default seeds
 DEFAULT_ATTRIBUTES = ("Smiling", "Male", "Eyeglasses", "Wearing_Hat")
 DEFAULT_STEPS = 200  # seeds without the attribute per direction
 DEFAULT_ALPHA = 3.0  # how far each z moves, in the prior's units (|z| ~ 10 for z_dim 100)
-DEPENDENT = 0.1  # |P(B | A) - P(B | not A)| in the data above which B counts as tied to A
 MAX_SEEDS_SCANNED = 20_000  # stop looking for seeds without A after this many (a G that always draws A)
 TARGETS = {"flip_rate": 0.7, "max_other_flip": 0.15, "abs_skin_tone_shift": 0.25}
 SLIDER_PREFIXES = ("cond", "attr", "svm")  # reported per attribute, the default slider first
 
 Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -> bool (N,)
 FactorJudge = Callable[[torch.Tensor], np.ndarray]  # images -> a factor's estimate (N,) float
-
-
-def attribute_dependence(attributes: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """{A: {B: |P(B=1 | A=1) - P(B=1 | A=0)|}} over a dataset's 0/1 attribute matrix (N, len(names))."""
-    attributes = np.asarray(attributes, dtype=bool)
-    out: dict[str, dict[str, float]] = {}
-    for a, name in enumerate(names):
-        with_a, without_a = attributes[attributes[:, a]], attributes[~attributes[:, a]]
-        if len(with_a) == 0 or len(without_a) == 0:
-            out[name] = {}
-            continue
-        gap = np.abs(with_a.mean(0) - without_a.mean(0))
-        out[name] = {other: float(gap[b]) for b, other in enumerate(names) if b != a}
-    return out
 
 
 def _seeds_without(G: nn.Module, judge: Judge, attribute: str, n: int, chunk: int = 500) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor]:
@@ -145,10 +132,14 @@ def evaluate_directions(
             continue
         by_direction = {}
         start = _seeds_without(G, judge, attribute, n)
-        for name in names:
-            say(f"directions: {name}, {len(start[0])} seeds moved by {alpha:g}")
-            by_direction[name] = evaluate_direction(
-                G, directions[name], attribute, judge, skin, skin_std, (dependence or {}).get(attribute), n, alpha, start
+        raw = directions.get(f"attr:{attribute}") or directions[names[0]]
+        rng = np.random.default_rng([ord(c) for c in attribute])  # fixed per attribute: reruns give the same floor
+        random = Direction(f"random⟂{raw.name}", orthogonalize(rng.standard_normal(raw.vector.shape[0]), [raw.vector]),
+                           "attribute", None, "a random unit direction orthogonal to the raw one: the floor of a +alpha move")
+        for direction in [directions[name] for name in names] + [random]:
+            say(f"directions: {direction.name}, {len(start[0])} seeds moved by {alpha:g}")
+            by_direction[direction.name] = evaluate_direction(
+                G, direction, attribute, judge, skin, skin_std, (dependence or {}).get(attribute), n, alpha, start
             )
         out[attribute] = {"default": names[0], "by_direction": by_direction}
     out["_protocol"] = {
