@@ -55,7 +55,7 @@ def _precompute(run_dir: Path) -> None:
     """What `python -m explorer.precompute` does, small: directions and a PCA-only feature map (no UMAP JIT)."""
     from explorer.checkpoint import load_checkpoint
     from explorer.datasets import load_dataset
-    from explorer.directions import fit_attribute_probe
+    from explorer.probe import fit_attribute_probe
     from explorer.featuremap import (
         load_or_build_feature_map,
         load_or_compute_directions,
