@@ -57,10 +57,6 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)  # last logged window
     stop_reason: str | None = None
 
-    @property
-    def epoch(self) -> int:
-        return self.step // self.steps_per_epoch
-
 
 @dataclass
 class TrainResult:
