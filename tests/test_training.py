@@ -1,7 +1,9 @@
 """End-to-end training runs on tiny configs: they assert on what the run writes (diffusers' example-test style)."""
+import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -263,6 +265,14 @@ def test_export_cli_makes_small_flat_checkpoint(tmp_path):
     assert shipped.step == 2 and shipped.discriminator is not None
     assert set(shipped.meta["files"]) == {"generator", "discriminator"}
     assert (tmp_path / "shipped" / "history.jsonl").is_file()
+    # the command that reproduces the run is recorded, and parses back to the run's own config
+    command = shipped.meta["training_command"]
+    assert command.startswith("python -m training.run --dataset synthetic-faces:64 --out ") and " --ema " in command
+    from training.run import build_parser, resolve_config
+
+    rebuilt = dataclasses.asdict(resolve_config(build_parser().parse_args(shlex.split(command)[3:])))
+    recorded = shipped.meta["training"]
+    assert {key: rebuilt[key] for key in recorded} == recorded
 
 
 def test_conv_ceiling_counts_the_paper_step(tmp_path):

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from explorer.checkpoint import CheckpointError, export_checkpoint
+from explorer.checkpoint import CheckpointError, export_checkpoint, read_meta
+from training.run import training_command
 from explorer.fsio import is_inside
 from explorer.rundir import CONFIG_FILE, CURVES_FILE, HISTORY_FILE, SAMPLES_DIR, sample_grid_files
 
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     run, out = Path(args.run), Path(args.out)
     try:
-        target = export_checkpoint(run, out, torch.float16 if args.dtype == "fp16" else torch.float32, not args.no_discriminator, prefer_ema=args.generator == "ema")
+        extra = {"training_command": training_command(training)} if isinstance(training := read_meta(run)[1].get("training"), dict) else {}
+        target = export_checkpoint(
+            run, out, torch.float16 if args.dtype == "fp16" else torch.float32, not args.no_discriminator,
+            prefer_ema=args.generator == "ema", extra_meta=extra,
+        )
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
