@@ -1,13 +1,17 @@
 """`python -m training.export RUN OUT [--dtype fp16|fp32] [--generator ema|raw] [--no-discriminator]`: a small flat checkpoint to ship.
 
 Copies the run's latest snapshot (EMA generator when present), its sample grids, curves and
-metric history (the explorer's Model page reads them), without optimizer state. OUT must be a new
+metric history (the explorer's Model page reads them), without optimizer state. RUN may also be
+one of its snapshots (RUN/snapshots/step-N): then history and grids stop at step N. meta.json
+records the `python -m training.run` command that reproduces the run ("training_command"). OUT must be a new
 or empty folder or an earlier export (which is replaced): any other folder is refused untouched.
 Exit codes: 0 done, 2 bad input or target, 4 a write failed (OUT is as it was).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -15,9 +19,11 @@ from pathlib import Path
 import torch
 
 from explorer.checkpoint import CheckpointError, export_checkpoint, read_meta
+from explorer.fsio import atomic_write_bytes, is_inside
+from explorer.rundir import (
+    CONFIG_FILE, CURVES_FILE, RunDirError, HISTORY_FILE, LATEST_FILE, SAMPLES_DIR, SNAPSHOT_DIR, latest_snapshot, read_history, sample_grid_files,
+)
 from training.run import training_command
-from explorer.fsio import is_inside
-from explorer.rundir import CONFIG_FILE, CURVES_FILE, HISTORY_FILE, SAMPLES_DIR, sample_grid_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; {out} is as it was", file=sys.stderr)
         return 4
     try:
-        copy_run_extras(run, target, args.sample_grids)
+        run_dir, until_step, steps_per_epoch = run_of(run)
+        copy_run_extras(run_dir, target, args.sample_grids, until_step, steps_per_epoch)
     except OSError as exc:
         print(f"error: the checkpoint was exported to {target}, but copying the run's history and samples failed: {exc}", file=sys.stderr)
         return 4
@@ -63,18 +70,58 @@ def _copyable(path: Path, run: Path) -> bool:
     return path.is_file() and is_inside(path, run)
 
 
-def copy_run_extras(run: Path, target: Path, sample_grids: int) -> None:
-    """The run's history, curves, config and up to `sample_grids` sample grids, into the export."""
-    for extra in (HISTORY_FILE, CURVES_FILE, CONFIG_FILE):
+def run_of(source: Path) -> tuple[Path, int | None, int | None]:
+    """(run folder, last step to show, steps per epoch) of an export source.
+
+    A run folder exports its latest snapshot and everything it logged (None). A snapshot inside a
+    run (RUN/snapshots/step-N) takes its extras from that run, cut at its own step N, so that an
+    earlier snapshot never ships a history or sample grids from after it.
+    """
+    if source.parent.name == SNAPSHOT_DIR and (source.parent.parent / LATEST_FILE).is_file():
+        run = source.parent.parent
+        try:
+            latest = latest_snapshot(run)
+        except RunDirError:  # a broken pointer: treat the snapshot as an earlier one
+            latest = None
+        meta = read_meta(source)[1]
+        cut = latest is None or latest.resolve() != source.resolve()
+        return run, meta["step"] if cut else None, meta.get("steps_per_epoch")
+    return source, None, None
+
+
+def copy_run_extras(
+    run: Path, target: Path, sample_grids: int, until_step: int | None = None, steps_per_epoch: int | None = None,
+) -> None:
+    """The run's history, curves, config and up to `sample_grids` sample grids, into the export.
+
+    With `until_step`, only history lines and sample grids up to that step are kept (an epoch_E.png
+    grid is drawn at step E * steps_per_epoch), and the curves figure, drawn from the whole
+    history, is left out.
+    """
+    extras = (HISTORY_FILE, CONFIG_FILE) if until_step is not None else (HISTORY_FILE, CURVES_FILE, CONFIG_FILE)
+    for extra in extras:
         if _copyable(run / extra, run):
             shutil.copy2(run / extra, target / extra)
-    grids = [grid for grid in sample_grid_files(run) if _copyable(grid, run)]
+    if until_step is not None and (target / HISTORY_FILE).is_file():
+        kept = [row for row in read_history(target) if row.get("step", 0) <= until_step]
+        atomic_write_bytes(target / HISTORY_FILE, "".join(json.dumps(row) + "\n" for row in kept).encode())
+    grids = [grid for grid in sample_grid_files(run) if _copyable(grid, run) and _grid_step(grid, steps_per_epoch) <= (math.inf if until_step is None else until_step)]
     if grids and sample_grids > 0:
         # Each 64-image grid is ~0.5 MB: keep the shipped checkpoint small but show progress over time.
         keep = sorted({round(i * (len(grids) - 1) / max(1, sample_grids - 1)) for i in range(sample_grids)})
         (target / SAMPLES_DIR).mkdir(exist_ok=True)
         for i in keep:
             shutil.copy2(grids[i], target / SAMPLES_DIR / grids[i].name)
+
+
+def _grid_step(grid: Path, steps_per_epoch: int | None) -> float:
+    """The step a sample grid was drawn at: step_N.png names it; epoch_E.png ends epoch E (inf: unknown)."""
+    kind, _, number = grid.stem.partition("_")
+    if not number.isdigit():
+        return math.inf
+    if kind == "step":
+        return int(number)
+    return int(number) * steps_per_epoch if kind == "epoch" and steps_per_epoch else math.inf
 
 
 if __name__ == "__main__":
