@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; {out} is as it was", file=sys.stderr)
         return 4
     try:
-        run_dir, until_step, steps_per_epoch = run_of(run)
-        copy_run_extras(run_dir, target, args.sample_grids, until_step, steps_per_epoch)
+        run_dir, until_step, steps_per_epoch, with_curves = run_of(run)
+        copy_run_extras(run_dir, target, args.sample_grids, until_step, steps_per_epoch, with_curves)
     except OSError as exc:
         print(f"error: the checkpoint was exported to {target}, but copying the run's history and samples failed: {exc}", file=sys.stderr)
         return 4
@@ -70,35 +70,42 @@ def _copyable(path: Path, run: Path) -> bool:
     return path.is_file() and is_inside(path, run)
 
 
-def run_of(source: Path) -> tuple[Path, int | None, int | None]:
-    """(run folder, last step to show, steps per epoch) of an export source.
+def run_of(source: Path) -> tuple[Path, int | None, int | None, bool]:
+    """(run folder, last step to ship, steps per epoch, whether the curves figure may ship) of an export source.
 
-    A run folder exports its latest snapshot and everything it logged (None). A snapshot inside a
-    run (RUN/snapshots/step-N) takes its extras from that run, cut at its own step N, so that an
-    earlier snapshot never ships a history or sample grids from after it.
+    A run's history can run past its last snapshot (a killed run logged steps it never saved), so
+    history and sample grids are cut at the exported snapshot's step, whether it is the latest or
+    an earlier one (RUN/snapshots/step-N). The curves figure is drawn from the whole history: it
+    ships with the latest snapshot only.
     """
     if source.parent.name == SNAPSHOT_DIR and (source.parent.parent / LATEST_FILE).is_file():
-        run = source.parent.parent
-        try:
-            latest = latest_snapshot(run)
-        except RunDirError:  # a broken pointer: treat the snapshot as an earlier one
-            latest = None
-        meta = read_meta(source)[1]
-        cut = latest is None or latest.resolve() != source.resolve()
-        return run, meta["step"] if cut else None, meta.get("steps_per_epoch")
-    return source, None, None
+        run, snapshot = source.parent.parent, source
+    elif (source / LATEST_FILE).is_file():
+        run, snapshot = source, None
+    else:
+        return source, None, None, True
+    try:
+        latest = latest_snapshot(run)
+    except RunDirError:  # a broken pointer: ship no curves
+        latest = None
+    snapshot = snapshot or latest
+    if snapshot is None:
+        return run, None, None, False
+    meta = read_meta(snapshot)[1]
+    is_latest = latest is not None and latest.resolve() == snapshot.resolve()
+    return run, meta["step"], meta.get("steps_per_epoch"), is_latest
 
 
 def copy_run_extras(
     run: Path, target: Path, sample_grids: int, until_step: int | None = None, steps_per_epoch: int | None = None,
+    with_curves: bool = True,
 ) -> None:
     """The run's history, curves, config and up to `sample_grids` sample grids, into the export.
 
     With `until_step`, only history lines and sample grids up to that step are kept (an epoch_E.png
-    grid is drawn at step E * steps_per_epoch), and the curves figure, drawn from the whole
-    history, is left out.
+    grid is drawn at step E * steps_per_epoch).
     """
-    extras = (HISTORY_FILE, CONFIG_FILE) if until_step is not None else (HISTORY_FILE, CURVES_FILE, CONFIG_FILE)
+    extras = (HISTORY_FILE, CURVES_FILE, CONFIG_FILE) if with_curves else (HISTORY_FILE, CONFIG_FILE)
     for extra in extras:
         if _copyable(run / extra, run):
             shutil.copy2(run / extra, target / extra)
