@@ -19,19 +19,9 @@ from typing import Any
 
 from explorer.checkpoint import Checkpoint, _sha256
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
-from explorer.directions import (
-    DirectionSet,
-    Probe,
-    Progress,
-    compute_directions,
-    fit_attribute_probe,
-    load_directions,
-    load_probe,
-    npz_header,
-    save_directions,
-    save_probe,
-    sefa_directions,
-)
+from explorer.directions import DirectionSet, Progress, compute_directions, load_directions, save_directions, sefa_directions
+from explorer.npzfile import npz_header
+from explorer.probe import Probe, fit_attribute_probe, load_probe, save_probe
 from explorer.featuremap import METHODS, FeatureMap, build_feature_map, load_feature_map, save_feature_map
 
 CACHE_VERSION = 1  # bump when a change in this code changes what a cached file would contain

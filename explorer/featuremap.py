@@ -29,7 +29,9 @@ from scipy.special import expit
 
 from explorer.checkpoint import Checkpoint
 from explorer.datasets import ImageDataset
-from explorer.directions import Probe, Progress, load_npz, save_npz
+from explorer.directions import Progress
+from explorer.npzfile import load_npz, save_npz
+from explorer.probe import Probe
 from explorer.features import discriminator_features
 from explorer.generate import generate
 from explorer.images import to_uint8

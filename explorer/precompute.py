@@ -17,7 +17,7 @@ import time
 
 from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.datasets import DatasetError, load_dataset
-from explorer.directions import Probe
+from explorer.probe import Probe
 from explorer.analysis import (
     METHODS,
     feature_map_cache_path,

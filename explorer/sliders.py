@@ -7,6 +7,8 @@ A checkpoint's directions (`explorer.analysis.available_directions`) are named b
                                labelled attributes (and skin tone), so moving it changes NAME alone
     attr:NAME, class:NAME      the raw mean difference of confidently labelled samples' z
     svm:NAME                   the linear SVM normal of the same samples
+    factor:NAME                a continuous factor's direction (e.g. factor:yaw, factor:skin_tone): the slope of
+                               the probe's estimate of NAME on z
 
 For each labelled attribute or class NAME the default slider is `cond:NAME` when the analysis has
 it, else the raw `attr:NAME` / `class:NAME`; the others stay selectable. Both UIs show the groups
@@ -61,6 +63,7 @@ def slider_groups(directions: Mapping[str, Direction]) -> list[SliderGroup]:
         SliderGroup("Classes" if kinds == {"class"} else "Attributes", defaults, True),
         SliderGroup("SeFa", [n for n in directions if n.startswith("sefa:")], True),
         SliderGroup("GANSpace", [n for n in directions if n.startswith("ganspace:")], False),
+        SliderGroup("Factors (continuous: head turn, skin tone)", [n for n in directions if directions[n].kind == "factor"], False),
         SliderGroup(
             "Other labelled directions (raw mean difference, SVM normal)",
             [n for n in directions if concept_of(n) is not None and n not in defaults], False,

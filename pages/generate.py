@@ -95,7 +95,8 @@ def editor() -> None:
             "Direction sliders", offered, **kept("gen_dirs", default_sliders(directions)),
             format_func=lambda n: direction_label(n, directions),
             help="cond: directions move one attribute with the others held (InterFaceGAN conditional); attr:/class: are the "
-            "raw mean differences and svm: the SVM normals they come from; SeFa and GANSpace are unsupervised. The "
+            "raw mean differences and svm: the SVM normals they come from; factor: follows a continuous factor (head turn, "
+            "skin tone); SeFa and GANSpace are unsupervised. The "
             "percentage is the eigenvalue or variance share, or the probe's held-out accuracy.",
         )
         dims = st.multiselect("Raw z coordinates", list(range(z_dim)), format_func=lambda i: f"z[{i}]", **kept("gen_dims", [0, 1]))

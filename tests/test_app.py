@@ -291,7 +291,12 @@ def test_a_class_checkpoint_gets_class_sliders_and_class_named_bins(with_classes
     assert not at.exception and not at.error
     # the default rule: cond:NAME when the analysis has it, else the raw class:NAME; then the top SeFa directions
     assert at.multiselect(key="gen_dirs").value == ["class:Sneaker", "cond:Sandal", "sefa:0", "sefa:1", "sefa:2"]
-    assert {"svm:Sneaker", "class:Sandal", "svm:Sandal"} <= set(names(at.multiselect(key="gen_dirs").options))
+    offered = names(at.multiselect(key="gen_dirs").options)
+    assert {"svm:Sneaker", "class:Sandal", "svm:Sandal"} <= set(offered)
+    # the Gradio demo over the same checkpoint offers exactly these directions, in this order
+    from ui.gradio_explorer import Explorer
+    gradio_sliders = Explorer(load_checkpoint(with_classes / "tiny-classes")).sliders
+    assert [s.name for s in gradio_sliders if not s.name.startswith("z:")] == offered
     at.switch_page(ARITH)
     at.run()
     assert [at.text_input(key=f"arith_name_{i}").value for i in range(3)] == ["sneaker", "sandal", "ankle boot"]

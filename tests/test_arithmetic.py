@@ -29,7 +29,7 @@ from explorer.arithmetic import (
     expression_text,
     pixel_arithmetic,
 )
-from explorer.directions import Probe
+from explorer.probe import Probe
 from explorer.features import discriminator_features
 from explorer.generate import generate
 from explorer.latent import MAX_SEED, z_from_seed, z_from_seeds

@@ -15,7 +15,8 @@ from explorer.analysis import (
     load_or_compute_directions,
 )
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
-from explorer.directions import Direction, DirectionSet, fit_attribute_probe
+from explorer.directions import Direction, DirectionSet
+from explorer.probe import fit_attribute_probe
 from explorer.featuremap import (
     UNKNOWN,
     FeatureMap,

@@ -57,11 +57,12 @@ def analysed(tiny_checkpoints, tmp_path_factory) -> Path:
     svm = Direction("svm:Smiling", np.eye(z_dim)[4], "attribute", 0.8, "Smiling: SVM normal")
     male = Direction("attr:Male", np.eye(z_dim)[5], "attribute", 0.9, "Male: mean z difference")
     cond_male = Direction("cond:Male", np.eye(z_dim)[6], "attribute", 0.9, "Male, others held")
+    yaw = Direction("factor:yaw", np.eye(z_dim)[7], "factor", 0.7, "yaw: slope of the probe's estimate on z")
     build = featuremap.build_feature_map
     # The real analyses take minutes (probe, 5000 samples, UMAP's numba compile); what the demo depends
     # on is the cache key and file format, so smaller results are cached under the default parameters' key.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(analysis, "compute_directions", lambda *a, **k: DirectionSet([*sefa_directions(checkpoint.generator), smiling, svm, male, cond_male]))
+        mp.setattr(analysis, "compute_directions", lambda *a, **k: DirectionSet([*sefa_directions(checkpoint.generator), smiling, svm, male, cond_male, yaw]))
         mp.setattr(analysis, "build_feature_map", lambda ck, ds, n_real, n_fake, *rest: build(ck, ds, n_real, 300, *rest))
         analysis.load_or_compute_directions(checkpoint)
         dataset = load_dataset(checkpoint.dataset["spec"], image_size=32)
@@ -128,7 +129,7 @@ def test_generate_is_seeded_and_sliders_move_the_image(served):
     # Sliders have API names: raw coordinates z_0.., then the directions in the core's order (explorer.sliders):
     # one default per attribute (cond:Male, as it exists; attr:Smiling, as no cond:Smiling does), SeFa, the rest.
     names = [s.api_name for s in demo.explorer.sliders]
-    assert names == ["z_0", "z_1", "z_2", "z_3", "attr_Smiling", "cond_Male", *(f"sefa_{i}" for i in range(10)), "svm_Smiling", "attr_Male"]
+    assert names == ["z_0", "z_1", "z_2", "z_3", "attr_Smiling", "cond_Male", *(f"sefa_{i}" for i in range(10)), "factor_yaw", "svm_Smiling", "attr_Male"]
     assert [s.group for s in demo.explorer.sliders[4:7]] == ["Attributes", "Attributes", "SeFa"]
     moved, _ = client.predict(seed=5, attr_Smiling=3.0, api_name="/generate")
     nudged, _ = client.predict(seed=5, z_1=-2.0, api_name="/generate")

@@ -19,6 +19,7 @@ def faces() -> DirectionSet:
         direction("attr:Smiling", "attribute", 0), direction("svm:Smiling", "attribute", 1), direction("cond:Smiling", "attribute", 2),
         direction("attr:Male", "attribute", 3), direction("svm:Male", "attribute", 4),
         direction("svm:Eyeglasses", "attribute", 5),  # a concept with only an SVM normal still gets a slider
+        direction("factor:yaw", "factor", 6), direction("factor:skin_tone", "factor", 7),
     ])
 
 
@@ -31,10 +32,12 @@ def test_the_default_per_attribute_is_the_conditional_direction_else_the_mean_di
 
 def test_every_direction_is_offered_once_defaults_first_and_the_raw_ones_stay_selectable():
     groups = slider_groups(faces())
+    assert "factor:yaw" not in default_sliders(faces())  # selectable, not on at first
     assert [(g.title, g.names, g.open) for g in groups] == [
         ("Attributes", ["cond:Smiling", "attr:Male", "svm:Eyeglasses"], True),
         ("SeFa", [f"sefa:{i}" for i in range(5)], True),
         ("GANSpace", ["ganspace:0", "ganspace:1"], False),
+        ("Factors (continuous: head turn, skin tone)", ["factor:yaw", "factor:skin_tone"], False),
         ("Other labelled directions (raw mean difference, SVM normal)", ["attr:Smiling", "svm:Smiling", "svm:Male"], False),
     ]
     offered = offered_directions(faces())

@@ -17,7 +17,8 @@ from explorer.arithmetic import ArithmeticChecks, ArithmeticResult, ConceptBin, 
 from explorer.arithmetic import consistency_baseline as explorer_consistency_baseline
 from explorer.checkpoint import Checkpoint, load_checkpoint
 from explorer.datasets import ImageDataset
-from explorer.directions import DirectionSet, Probe
+from explorer.directions import DirectionSet
+from explorer.probe import Probe
 from explorer.featuremap import FeatureMap, load_feature_map
 from explorer.generate import generate, realism
 from explorer.images import enlarge, png_bytes, to_uint8
