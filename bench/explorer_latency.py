@@ -7,9 +7,10 @@
   - slider move -> new image: a direction slider on the Generate page is moved by one key press
     (ArrowRight, 0.1 latent units, a new value each time); timed in the page from the keydown to the
     moment the edited image's src changes (a MutationObserver), then the app is left to go idle;
-  - arithmetic board drop -> new result: a palette sample is dragged (pointer events) into a bin of
-    a board that already holds a result (opened from a link); timed from the pointerup to the moment
-    the 3x3 grid's src changes;
+  - arithmetic board drop -> new result: a palette sample is dragged with the mouse into a bin of
+    a board that already holds a result (opened from a link); timed from the drop event to the moment
+    the 3x3 grid's src changes (the thumbs are draggable, so Chromium turns the mouse drag into an
+    HTML5 drag-and-drop: it ends in `drop`, and no pointerup reaches the page);
 * slider move (server side): a full Streamlit rerun of the Generate page (AppTest, in this process)
   after one direction slider changes, i.e. everything the server does for a whole-page rerun;
 * 64-image grid, arithmetic 3x3 grid, 60-frame walk + MP4: the core calls each page makes
@@ -247,7 +248,7 @@ def browser_actions(checkpoint_path: Path, repeats: int, server_threads: int | N
             page.goto(f"{base}/arithmetic?ckpt={checkpoint_path.name}&{link}", timeout=120_000)
             page.get_by_text("G(Y) in the centre").first.wait_for(timeout=120_000)
             _wait_idle(page)
-            page.evaluate(WATCH_JS, ["pointerup", "G(Y) in the centre"])
+            page.evaluate(WATCH_JS, ["drop", "G(Y) in the centre"])
             thumbs, bins = page.locator(".palette .thumb"), page.locator(".bin")
             drops = []
             try:
