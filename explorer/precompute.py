@@ -18,7 +18,7 @@ import time
 from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.datasets import DatasetError, load_dataset
 from explorer.probe import Probe
-from explorer.featuremap import (
+from explorer.analysis import (
     METHODS,
     feature_map_cache_path,
     load_or_build_feature_map,
