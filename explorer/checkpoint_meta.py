@@ -146,6 +146,7 @@ def validate_meta(meta: Any) -> dict:
     _optional(meta, "versions", _check_scalars)
     _optional(meta, "exported_from", _check_exported_from)
     _optional(meta, "saved_at", values.text)
+    _optional(meta, "training_command", values.text)  # written by training.export; shown on the Model page
     _optional(meta, "evaluation", values.mapping)
     _check_files("files", meta.get("files"))
     return meta

@@ -93,6 +93,9 @@ m[0].metric("Step", f"{checkpoint.step:,}")
 m[1].metric("Epoch", f"{meta['epoch']:.2f}" if isinstance(meta.get("epoch"), (int, float)) else "—")
 m[2].metric("Images seen", f"{meta['images_seen']:,}" if isinstance(meta.get("images_seen"), int) else "—")
 m[3].metric("Generator", "EMA" if checkpoint.generator_kind == "ema" else "raw")
+if meta.get("training_command"):  # validated text (explorer.checkpoint_meta)
+    st.caption("Reproduce this run (recorded by `python -m training.export`):")
+    st.code(meta["training_command"], language="bash")
 metrics = meta.get("metrics") or {}
 if metrics:
     st.dataframe([{"metric": k, "value": v} for k, v in metrics.items()], hide_index=True)

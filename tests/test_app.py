@@ -480,6 +480,19 @@ def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
     assert "Drawn by the EMA generator, the one the explorer shows." in texts(at.caption)
 
 
+def test_model_page_shows_the_shipped_faces_training_command(tiny, monkeypatch):
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select("synthetic-faces-64").run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception, at.exception
+    command = json.loads((CHECKPOINTS_ROOT / "synthetic-faces-64" / "meta.json").read_text())["training_command"]
+    assert command.startswith("python -m training.run --dataset synthetic-faces:100000 ") and "--d-width 32" in command
+    assert [block.value for block in at.code] == [command]
+    assert "Drawn by the EMA generator, the one the explorer shows." in texts(at.caption)
+
+
 def test_training_grids_from_another_kind_of_generator_are_labelled(tiny, tmp_path, monkeypatch):
     """A run trained with --ema whose checkpoint is explored with its raw generator (as the shipped faces one)."""
     root = tmp_path / "checkpoints"
