@@ -111,3 +111,9 @@ def tiny_checkpoints(tmp_path_factory) -> TinyCheckpoints:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def tiny(tiny_checkpoints):
+    """The tiny checkpoints folder under its short name in the app tests."""
+    return tiny_checkpoints
