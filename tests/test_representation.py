@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
+from explorer.evaluation.kmeans_features import KMeansFeatures
 from explorer.evaluation.representation import (
-    KMeansFeatures,
     L2SVM,
     ci95,
     draw_splits,
