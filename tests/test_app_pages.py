@@ -6,14 +6,15 @@ import os
 import shutil
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from explorer import analysis
-from explorer.checkpoint import load_checkpoint
+from explorer.checkpoint import load_checkpoint, read_meta
 from explorer.featuremap import discriminator_accuracy
 from explorer.model import count_parameters
 from explorer.registry import CHECKPOINTS_ROOT, DEFAULT_CHECKPOINT
 from explorer.selection import model_key
-from tests.support.apptest import ARITH, FMAP, WALKS, app, captions, figures, names, texts
+from tests.support.apptest import APP, ARITH, FMAP, WALKS, app, captions, figures, names, texts
 from tests.support.checkpoints import plot_values
 
 
@@ -128,3 +129,25 @@ def test_training_grids_from_another_kind_of_generator_are_labelled(tiny, tmp_pa
     at = app(tiny, "pages/model.py")
     assert "These grids were drawn during training by the **EMA generator**, while the explorer shows the **raw** one" in texts(at.warning)
     assert captions(at)[0] == "epoch_002 (2 of 2, EMA generator, same fixed noise)"
+
+
+def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoints, monkeypatch):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Not evaluated yet" in str(i.value) for i in at.info)  # the tiny checkpoint has no evaluation
+
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception, at.exception
+    shipped = read_meta(CHECKPOINTS_ROOT / "fashion-mnist-32")[1]["evaluation"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["FID"] == f"{shipped['fid']['fid']:.4g}"
+    assert "neighbors.png" in at.selectbox(key="model_eval_figure").options
+    assert any("Memorization" in str(m.value) for m in at.markdown)

@@ -482,35 +482,6 @@ def test_evaluate_refuses_bad_options_clearly(tiny_checkpoints, tmp_path, capsys
     assert evaluate_main(["--checkpoint", str(tiny_checkpoints.tiny), "--what", "arithmetic", "--eval-net", "inception"]) == 2
 
 
-# ----------------------------------------------------------------------------------------------- the Model page
-
-
-def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoints, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from explorer.registry import CHECKPOINTS_ROOT
-
-    at = AppTest.from_file("../app.py", default_timeout=120)
-    at.run()
-    at.switch_page("pages/model.py")
-    at.run()
-    assert not at.exception, at.exception
-    assert any("Not evaluated yet" in str(i.value) for i in at.info)  # the tiny checkpoint has no evaluation
-
-    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = AppTest.from_file("../app.py", default_timeout=120)
-    at.run()
-    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
-    at.switch_page("pages/model.py")
-    at.run()
-    assert not at.exception, at.exception
-    shipped = read_meta(CHECKPOINTS_ROOT / "fashion-mnist-32")[1]["evaluation"]
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["FID"] == f"{shipped['fid']['fid']:.4g}"
-    assert "neighbors.png" in at.selectbox(key="model_eval_figure").options
-    assert any("Memorization" in str(m.value) for m in at.markdown)
-
-
 def test_generator_kind_trusts_the_export_record():
     from explorer.checkpoint import Checkpoint
 
