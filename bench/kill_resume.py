@@ -70,7 +70,9 @@ def install_hooks(kill_at: str | None) -> None:
     import torch
 
     import explorer.checkpoint as ckpt
+    import explorer.fsio as fsio
     import training.loop as loop
+    from explorer.rundir import LATEST_FILE, SNAPSHOT_DIR
 
     event, _, nth = (kill_at or "").partition(":")
     if kill_at and (event not in WRITE_EVENTS or not nth.isdigit()):
@@ -97,23 +99,22 @@ def install_hooks(kill_at: str | None) -> None:
             _truncate_half(f)
             _die()
 
-    atomic_write_bytes = ckpt.atomic_write_bytes
+    atomic_write_bytes = fsio.atomic_write_bytes
 
     def atomic_write_bytes_hook(path, data):
-        name = Path(path).name
-        kind = {ckpt.META_FILE: "meta", ckpt.LATEST_FILE: "pointer"}.get(name)
+        kind = {ckpt.META_FILE: "meta", LATEST_FILE: "pointer"}.get(Path(path).name)
         if kind is not None and hit(kind):
             # the temp file atomic_write_bytes writes first, cut off half-way
-            Path(path).with_name(f".{name}.tmp-{os.getpid()}").write_bytes(data[: len(data) // 2])
+            fsio.temp_path(Path(path)).write_bytes(data[: len(data) // 2])
             _die()
         atomic_write_bytes(path, data)
 
-    fsync_dir = ckpt._fsync_dir
+    fsync_dir = ckpt.fsync_dir
 
     def fsync_dir_hook(path):
         fsync_dir(path)
         # write_checkpoint_dir syncs the snapshots/ folder right after renaming the new snapshot into it
-        if Path(path).name == ckpt.SNAPSHOT_DIR and hit("snapshot-rename"):
+        if Path(path).name == SNAPSHOT_DIR and hit("snapshot-rename"):
             _die()
 
     restore = loop._restore
@@ -124,8 +125,8 @@ def install_hooks(kill_at: str | None) -> None:
 
     ckpt.save_file = save_file_hook
     torch.save = torch_save_hook
-    ckpt.atomic_write_bytes = atomic_write_bytes_hook
-    ckpt._fsync_dir = fsync_dir_hook
+    fsio.atomic_write_bytes = atomic_write_bytes_hook
+    ckpt.fsync_dir = fsync_dir_hook
     loop._restore = restore_hook
 
 
@@ -190,6 +191,11 @@ def _step_on_disk(run: Path) -> int | None:
     return int(read_meta(run)[1]["step"]) if (run / "latest.json").exists() else None
 
 
+def _temps(run: Path) -> list[Path]:
+    """What killed writers left: temp files and folders in the run, snapshots/ and samples/."""
+    return [*(run / "snapshots").glob(".tmp-*"), *(run / "snapshots").glob(".old-*"), *run.glob(".*.tmp-*"), *(run / "samples").glob(".*.tmp-*")]
+
+
 def _describe(kill) -> str:
     if isinstance(kill, str):
         return kill
@@ -205,7 +211,8 @@ def kill_loop(work: Path, plan: list, max_steps: int, checkpoint_every: int, log
     Returns {"rows": [...], "final": {...}, "ok": bool}; never raises on a failed check (it is
     recorded), only on infrastructure errors.
     """
-    from explorer.checkpoint import latest_snapshot, load_checkpoint, load_resume_state
+    from explorer.checkpoint import load_checkpoint, load_resume_state
+    from explorer.rundir import latest_snapshot
 
     straight, killed, kept = work / "straight", work / "killed", work / "kept"
     kept.mkdir(parents=True, exist_ok=True)
@@ -269,14 +276,14 @@ def kill_loop(work: Path, plan: list, max_steps: int, checkpoint_every: int, log
         try:
             snapshot = latest_snapshot(killed)
             checkpoint = load_checkpoint(killed)
-            load_resume_state(checkpoint.path)
+            load_resume_state(checkpoint.path, checkpoint.step)
             row["step_on_disk"] = checkpoint.step
             row["snapshot"] = snapshot.name
             shutil.copytree(snapshot, kept / f"cycle-{cycle:02d}-{snapshot.name}")
         except Exception as exc:  # noqa: BLE001 - a failed guarantee is a result to report
             row["step_on_disk"] = None
             problems.append(f"no loadable checkpoint: {type(exc).__name__}: {exc}")
-        row["leftover_temp"] = len(list((killed / "snapshots").glob(".tmp-*"))) + len(list(killed.glob(".*.tmp-*")))
+        row["leftover_temp"] = len(_temps(killed))
         row["problems"] = problems
         rows.append(row)
         log(format_row(row))
@@ -307,6 +314,10 @@ def kill_loop(work: Path, plan: list, max_steps: int, checkpoint_every: int, log
         final["history_ok"] = history == list(range(1, max_steps + 1))
         if not final["history_ok"]:
             problems.append("history.jsonl has duplicated or skipped steps")
+        # Killed writers' temp files are removed by the next write or resume, so none outlive the run.
+        final["leftover_temp"] = [p.name for p in _temps(killed)]
+        if final["leftover_temp"]:
+            problems.append(f"temp files of killed writers remain: {final['leftover_temp']}")
         # Every checkpoint found after a kill equals the uninterrupted run's snapshot of that step.
         for row in rows:
             if row.get("snapshot"):
@@ -376,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"final: resumed from {final['resumed_from']}, finished at step {final.get('step')}, "
         f"history steps 1..{args.max_steps} once each: {final.get('history_ok')}, "
-        f"equal to the uninterrupted run: {not final['problems']}; total {final['seconds']} s"
+        f"equal to the uninterrupted run: {not final['problems']}, temp files left: {len(final.get('leftover_temp', []))}; "
+        f"total {final['seconds']} s"
     )
     for problem in final["problems"]:
         print(f"  PROBLEM: {problem}")

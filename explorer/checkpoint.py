@@ -1,105 +1,60 @@
 """Self-describing checkpoints: safetensors weights + meta.json, written atomically, loaded by one validating loader.
 
-Layout of a training run directory::
+A checkpoint is a directory::
 
-    RUN/
-      config.json                       resolved training config (written by the CLI)
-      latest.json                       {"snapshot": "snapshots/step-00001200"}  <- replaced atomically
-      snapshots/step-00001200/
-        meta.json                       architecture, dataset, names, step, versions, metrics, file hashes
-        generator.safetensors
-        generator_ema.safetensors       (when --ema)
-        discriminator.safetensors
-        resume.pt                       optimizer/RNG state, read with torch.load(weights_only=True)
-      samples/, tensorboard/, curves.png
+    meta.json                       architecture, dataset, names, step, versions, metrics, file hashes
+                                    (explorer.checkpoint_meta validates every value)
+    generator.safetensors
+    generator_ema.safetensors       (when --ema)
+    discriminator.safetensors
+    resume.pt                       optimizer/RNG state, read with torch.load(weights_only=True)
 
-A snapshot is written into a temporary directory, fsynced, renamed into place, and only then
-does `latest.json` move to it, so a kill at any instant leaves the previous snapshot complete
-and pointed to. A directory holding `meta.json` directly (the shipped checkpoints) is also a
-checkpoint. Weights are never unpickled: safetensors only, with shapes, dtypes and SHA-256 checked
-against meta.json before anything is loaded.
+Training writes them as RUN/snapshots/step-N (explorer.rundir: the run folder, its latest.json
+pointer and pruning); `training.export` writes a flat one (the shipped checkpoints). A snapshot is
+written into a temporary directory, fsynced, renamed into place, and only then does latest.json
+move to it, so a kill at any instant leaves the previous snapshot complete and pointed to; a write
+that fails (full disk, any OS error) raises CheckpointWriteError naming that intact snapshot.
+
+Reading never trusts the files: meta.json is validated before anything is built; weights are never
+unpickled (safetensors only, with shapes, dtypes and SHA-256 checked against meta.json first);
+every file read must be a regular file inside the checkpoint (no symlink out of it, no FIFO,
+device or /proc file).
 """
 from __future__ import annotations
 
-import ctypes
 import errno
-import hashlib
-import json
 import os
 import platform
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from explorer.model import DCGANConfig, Discriminator, Generator
+from explorer import rundir
+from explorer.checkpoint_meta import FORMAT_NAME, FORMAT_VERSION, MAX_DEPTH, MAX_META_BYTES, META_FILE, RESUME_FILE, WEIGHT_FILES
+from explorer.checkpoint_meta import check_model, validate_meta
+from explorer.fsio import UnsafeFileError, atomic_write_json, check_regular, fsync_dir, is_inside, or_aside, remove_stale_temps
+from explorer.fsio import replace_dir, sha256_file
+from explorer.model import DCGANConfig, Discriminator, Generator, meta_model
+from explorer.rundir import LATEST_FILE, SNAPSHOT_DIR, RunDirError, snapshot_name
+from explorer.values import brief, read_json_file
 
-FORMAT_NAME = "latent-lab-dcgan"
-FORMAT_VERSION = 1
-META_FILE = "meta.json"
-LATEST_FILE = "latest.json"
-SNAPSHOT_DIR = "snapshots"
-RESUME_FILE = "resume.pt"
-WEIGHT_FILES = {
-    "generator": "generator.safetensors",
-    "generator_ema": "generator_ema.safetensors",
-    "discriminator": "discriminator.safetensors",
-}
 _FLOAT_DTYPES = {"F32", "F16", "BF16"}
-_MAX_META_BYTES = 4 * 1024 * 1024  # a meta.json is a few KB; refuse to parse a huge one
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, foreign or inconsistent. The message says which file and why."""
 
 
+class CheckpointWriteError(OSError):
+    """Writing a snapshot failed (full disk, I/O error, ...); the message names the snapshot left intact."""
+
+
 # ----------------------------------------------------------------------------------------------- writing
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # not supported on every platform/filesystem
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then os.replace: readers see old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -129,57 +84,33 @@ def _state_for_saving(module: torch.nn.Module, dtype: torch.dtype) -> dict[str, 
     return state
 
 
-def snapshot_name(step: int) -> str:
-    return f"step-{step:08d}"
+def _as_os_error(exc: Exception, path: Path) -> OSError:
+    """safetensors reports a failed write as SafetensorError and torch.save as RuntimeError ("unexpected pos"):
+    the same failure as an OSError, with the errno its message names, else ENOSPC when the disk is (nearly)
+    full, else EIO."""
+    text = str(exc)
+    code = next((c for c in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO) if os.strerror(c) in text), None)
+    if code is None:
+        try:
+            usage = os.statvfs(path.parent)
+            code = errno.ENOSPC if usage.f_bavail * usage.f_frsize < (1 << 20) else errno.EIO
+        except OSError:
+            code = errno.EIO
+    return OSError(code, f"{os.strerror(code)} while writing {path.name} ({type(exc).__name__}: {text.strip()[:200]})", str(path))
 
 
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+def _write_weights(module: torch.nn.Module, path: Path, metadata: dict, dtype: torch.dtype) -> None:
+    try:
+        save_file(_state_for_saving(module, dtype), str(path), metadata=metadata)
+    except SafetensorError as exc:
+        raise _as_os_error(exc, path) from exc
 
 
-def _exchange_dirs(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:  # not glibc >= 2.28 (or not Linux)
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the filesystem or kernel cannot exchange
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the complete directory `new` to `target`, replacing an existing one (re-saving the same step,
-    re-exporting) with no instant at which a kill leaves neither.
-
-    Where the kernel can swap the two atomically, `new` then holds the old contents and is deleted;
-    elsewhere the old one is first renamed aside to `.old-NAME-PID`, which the loader reads
-    (`_or_aside`) if a kill lands between the two renames.
-    """
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if _exchange_dirs(new, target):
-        shutil.rmtree(new, ignore_errors=True)
-        return
-    aside = target.with_name(f".old-{target.name}-{os.getpid()}")
-    os.rename(target, aside)
-    os.rename(new, target)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _or_aside(target: Path) -> Path:
-    """`target`, or for a missing one the complete `.old-` copy a killed `_replace_dir` left beside it.
-
-    Read-only on purpose: a reader must not move directories under a live writer.
-    """
-    if target.exists():
-        return target
-    for aside in sorted(target.parent.glob(f".old-{target.name}-*")):
-        if (aside / META_FILE).is_file():
-            return aside
-    return target
+def _write_resume(resume_state: dict, path: Path) -> None:
+    try:
+        torch.save(resume_state, path)
+    except RuntimeError as exc:
+        raise _as_os_error(exc, path) from exc
 
 
 def write_checkpoint_dir(
@@ -192,7 +123,8 @@ def write_checkpoint_dir(
     """Write a complete checkpoint directory at `target` (replacing it), via a fsynced temp sibling + rename.
 
     `meta` must hold "model" (DCGANConfig dict) and "step"; format, versions and file hashes are
-    added here. If anything fails, `target` is as it was and the temp directory is removed.
+    added here. If anything fails, `target` is as it was, the temp directory is removed, and the
+    failure is an OSError (also for safetensors' and torch.save's own error types).
     """
     step = int(meta["step"])
     tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
@@ -203,10 +135,10 @@ def write_checkpoint_dir(
         files = {}
         for role, module in modules.items():
             name = WEIGHT_FILES[role]
-            save_file(_state_for_saving(module, weights_dtype), str(tmp / name), metadata={"step": str(step), "role": role})
-            files[role] = {"name": name, "sha256": _sha256(tmp / name)}
+            _write_weights(module, tmp / name, {"step": str(step), "role": role}, weights_dtype)
+            files[role] = {"name": name, "sha256": sha256_file(tmp / name)}
         if resume_state is not None:
-            torch.save(resume_state, tmp / RESUME_FILE)
+            _write_resume(resume_state, tmp / RESUME_FILE)
         full_meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -219,9 +151,9 @@ def write_checkpoint_dir(
         for child in tmp.iterdir():
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        _replace_dir(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(tmp)
+        replace_dir(tmp, target)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -237,23 +169,68 @@ def save_snapshot(
 ) -> Path:
     """Write one complete snapshot of `modules` (keys from WEIGHT_FILES) and then point latest.json at it.
 
-    Older snapshots beyond `keep` are pruned after the pointer moves. On any failure (ENOSPC, a
-    kill) the previous snapshot and latest.json are untouched; an OSError is re-raised naming the
-    previous snapshot, which is still the run's checkpoint.
+    What killed writers left is removed first; older snapshots beyond `keep` are pruned after the
+    pointer moves. On any failure (ENOSPC, a kill) the previous snapshot and latest.json are untouched;
+    an OS error is raised as CheckpointWriteError naming the previous snapshot, still the run's checkpoint.
     """
     run_dir = Path(run_dir)
-    snapshots = run_dir / SNAPSHOT_DIR
-    snapshots.mkdir(parents=True, exist_ok=True)
-    final = snapshots / snapshot_name(int(meta["step"]))
-    previous = latest_snapshot(run_dir)
+    step = int(meta["step"])
+    final = run_dir / SNAPSHOT_DIR / snapshot_name(step)
     try:
+        previous = rundir.latest_snapshot(run_dir)
+    except RunDirError:
+        previous = None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        rundir.remove_run_temps(run_dir)
         write_checkpoint_dir(final, meta, modules, resume_state, weights_dtype)
-        atomic_write_json(run_dir / LATEST_FILE, {"snapshot": f"{SNAPSHOT_DIR}/{final.name}", "step": int(meta["step"])})
+        rundir.write_latest(run_dir, final, step)
     except OSError as exc:
         where = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        raise OSError(exc.errno, f"checkpoint write to {run_dir} failed ({exc.strerror or exc}); {where}") from exc
-    _prune(snapshots, keep=keep, protect=final)
+        raise CheckpointWriteError(exc.errno, f"checkpoint write to {run_dir} failed ({exc.strerror or exc}); {where}") from exc
+    rundir.prune_snapshots(run_dir, keep=keep, protect=final)
     return final
+
+
+# What `training.export` and the tools that run on a checkpoint folder write into it, besides the
+# weights and meta.json: an export target holding anything else is someone else's folder.
+EXPORT_CONTENTS = {
+    META_FILE, *WEIGHT_FILES.values(), rundir.HISTORY_FILE, rundir.CURVES_FILE, rundir.CONFIG_FILE, rundir.SAMPLES_DIR,
+    rundir.EVALUATION_DIR, "analysis",  # explorer.featuremap's cache of directions, probes and feature maps
+}
+
+
+def check_export_target(target: Path, source: Path) -> None:
+    """Refuse an export target that is not new, empty, or an earlier export holding only what latent-lab writes.
+
+    An export replaces its target whole, so any other folder would lose its files (a typo such as
+    `~` would empty a home folder). Of an earlier export, what a killed export left is removed.
+    """
+    if source.exists() and (is_inside(target, source) or is_inside(source, target)):
+        raise CheckpointError(f"the export target {target} and the checkpoint {source} overlap: choose a separate folder")
+    state = rundir.folder_state(target)
+    if state in ("missing", "empty"):
+        return
+    if state == "file":
+        raise CheckpointError(f"the export target {target} is a file: choose a new or empty folder")
+    if state == "run":
+        raise CheckpointError(f"the export target {target} is a training run folder: choose a new or empty folder")
+    try:
+        _, meta = read_meta(target)
+    except (CheckpointError, OSError):
+        meta = {}
+    if "exported_from" not in meta:
+        raise CheckpointError(
+            f"the export target {target} is not empty and is not an exported checkpoint (it holds "
+            f"{rundir.describe_contents(target)}): choose a new or empty folder; nothing was written"
+        )
+    remove_stale_temps(target)
+    foreign = sorted(entry.name for entry in os.scandir(target) if entry.name not in EXPORT_CONTENTS)
+    if foreign:
+        raise CheckpointError(
+            f"the export target {target} is an earlier export but also holds {', '.join(foreign[:5])}, which "
+            "latent-lab did not write; replacing it would delete them: move them away or choose another folder"
+        )
 
 
 def export_checkpoint(
@@ -265,48 +242,24 @@ def export_checkpoint(
 ) -> Path:
     """A flat, shippable copy of a checkpoint: one generator (the EMA one when present), D, meta; no resume state.
 
-    fp16 halves the size (the explorer computes in float32 after loading).
+    fp16 halves the size (the explorer computes in float32 after loading). The target must be new,
+    empty or an earlier export (`check_export_target`): nothing else is ever replaced.
     """
+    target = Path(target)
+    check_export_target(target, Path(source))
     checkpoint = load_checkpoint(source, prefer_ema=prefer_ema, load_discriminator=include_discriminator)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "format_version", "files", "saved_at")}
     meta["exported_from"] = {"path": str(checkpoint.path), "generator": checkpoint.generator_kind, "dtype": str(weights_dtype)}
     modules = {"generator": checkpoint.generator}
     if checkpoint.discriminator is not None:
         modules["discriminator"] = checkpoint.discriminator
-    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent, only_for=target.name)  # a killed export's temp or aside copy of this target
     write_checkpoint_dir(target, meta, modules, None, weights_dtype)
     return target
 
 
-def _prune(snapshots: Path, keep: int, protect: Path) -> None:
-    done = sorted(p for p in snapshots.iterdir() if p.is_dir() and p.name.startswith("step-"))
-    for old in done[: max(0, len(done) - keep)]:
-        if old != protect:
-            shutil.rmtree(old, ignore_errors=True)
-    # Left by a killed writer. An .old- copy matters only while latest.json may point to its missing
-    # snapshot; pruning runs after latest.json moved to `protect`, which exists.
-    for stale in [*snapshots.glob(".tmp-*"), *snapshots.glob(".old-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------------------------- reading
-
-
-def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    """The snapshot latest.json points to, or None for a run without one (validated to stay inside run_dir)."""
-    run_dir = Path(run_dir)
-    pointer = run_dir / LATEST_FILE
-    if not pointer.is_file():
-        return None
-    try:
-        target = json.loads(pointer.read_text())["snapshot"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{pointer} is not a valid pointer file: {exc}") from exc
-    resolved = (run_dir / str(target)).resolve()
-    if run_dir.resolve() not in resolved.parents:
-        raise CheckpointError(f"{pointer} points outside its run directory: {target!r}")
-    return resolved
 
 
 def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
@@ -314,7 +267,7 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_file() and path.name == META_FILE:
         path = path.parent
-    path = _or_aside(path)
+    path = or_aside(path, META_FILE)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: the path does not exist")
     if not path.is_dir():
@@ -322,61 +275,53 @@ def resolve_checkpoint_dir(path: str | os.PathLike) -> Path:
             f"{path} is a file, not a checkpoint directory (a checkpoint is a directory with meta.json and "
             "safetensors weights; pickled .pt/.pkl files are never loaded)"
         )
-    if (path / META_FILE).is_file():
+    if (path / META_FILE).exists() or (path / META_FILE).is_symlink():
+        _checked_file(path, META_FILE)  # callers may read it: never a FIFO, device or a link out
         return path
-    snapshot = latest_snapshot(path)
+    try:
+        snapshot = rundir.latest_snapshot(path)
+    except RunDirError as exc:
+        raise CheckpointError(str(exc)) from None
     if snapshot is not None:
-        snapshot = _or_aside(snapshot)
+        snapshot = or_aside(snapshot, META_FILE)
         if not (snapshot / META_FILE).is_file():
-            raise CheckpointError(f"{path}/latest.json points to {snapshot}, which has no {META_FILE}")
+            raise CheckpointError(f"{path}/{LATEST_FILE} points to {snapshot}, which has no {META_FILE}")
         return snapshot
     raise CheckpointError(f"{path} is not a checkpoint: it has neither {META_FILE} nor {LATEST_FILE}")
 
 
-def _upgrade_meta(meta: dict, source: Path) -> dict:
-    """Bring an older meta.json up to FORMAT_VERSION, one version step at a time (StyleGAN legacy.py style).
+def _checked_file(snapshot: Path, name: str) -> Path:
+    """snapshot/name, refused unless it is a regular file inside the snapshot (symlinks followed)."""
+    path = snapshot / name
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing")
+    if not is_inside(path, snapshot):
+        raise CheckpointError(f"{path} is a link to {path.resolve()}, outside the checkpoint: refused")
+    try:
+        check_regular(path)
+    except UnsafeFileError as exc:
+        raise CheckpointError(str(exc)) from None
+    return path
 
-    Version 1 is the first released format, so there is nothing to upgrade yet; a newer file than
-    this code understands is refused rather than guessed at.
-    """
-    version = meta.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{source}: format_version missing or not an integer")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{source}: written by a newer latent-lab (format {version}, this code reads up to {FORMAT_VERSION}); upgrade latent-lab"
-        )
-    upgrades: dict[int, Any] = {}  # version -> function(meta) -> meta of version + 1
-    while version < FORMAT_VERSION:
-        meta = upgrades[version](meta)
-        version = meta["format_version"]
-    return meta
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a weight file (a regular file: a FIFO would block the read)."""
+    check_regular(path)
+    return sha256_file(path)
 
 
 def read_meta(path: str | os.PathLike) -> tuple[Path, dict]:
-    """(snapshot dir, validated meta dict). Raises CheckpointError with a clear message."""
+    """(snapshot dir, validated meta dict). Raises CheckpointError with a clear message for any content."""
     snapshot = resolve_checkpoint_dir(path)
-    meta_path = snapshot / META_FILE
-    if meta_path.stat().st_size > _MAX_META_BYTES:
-        raise CheckpointError(f"{meta_path} is {meta_path.stat().st_size} bytes: too large for a meta file")
+    meta_path = _checked_file(snapshot, META_FILE)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{meta_path} is not a latent-lab checkpoint (format is not {FORMAT_NAME!r})")
-    meta = _upgrade_meta(meta, meta_path)
+        raw = read_json_file(meta_path, MAX_META_BYTES, MAX_DEPTH)
+    except ValueError as exc:  # its message names the file
+        raise CheckpointError(str(exc)) from None
     try:
-        DCGANConfig.from_dict(meta["model"])
-        int(meta["step"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{meta_path}: invalid model config or step: {exc}") from exc
-    files = meta.get("files")
-    if not isinstance(files, dict) or "generator" not in files:
-        raise CheckpointError(f"{meta_path}: 'files' must list at least the generator weights")
-    for role, entry in files.items():
-        if role not in WEIGHT_FILES or not isinstance(entry, dict) or entry.get("name") != WEIGHT_FILES[role]:
-            raise CheckpointError(f"{meta_path}: unexpected weight file entry {role!r}: {entry!r}")
+        meta = validate_meta(raw)
+    except ValueError as exc:
+        raise CheckpointError(f"{meta_path}: {exc}") from None
     return snapshot, meta
 
 
@@ -385,8 +330,7 @@ def _read_weights(file: Path, expected_sha256: str | None, expected: dict[str, t
 
     `expected` may hold meta-device tensors: only their shapes and float-ness are used.
     """
-    if not file.is_file():
-        raise CheckpointError(f"{file} is missing")
+    file = _checked_file(file.parent, file.name)
     if expected_sha256 is not None and _sha256(file) != expected_sha256:
         raise CheckpointError(f"{file} does not match the SHA-256 in meta.json: truncated, corrupted or replaced")
     try:
@@ -433,8 +377,7 @@ def _build_checked(cls: type, config: DCGANConfig, file: Path, expected_sha256: 
     memory), so a file that does not fit is refused before the real model is built, and a real model
     is never larger than its weight file.
     """
-    with torch.device("meta"):
-        expected = cls(config).state_dict()
+    expected = meta_model(cls, config).state_dict()
     state = _read_weights(file, expected_sha256, expected)
     module = cls(config)
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
@@ -468,7 +411,7 @@ class Checkpoint:
 
     @property
     def dataset(self) -> dict:
-        return self.meta.get("dataset", {})
+        return self.meta.get("dataset") or {}
 
     @property
     def attribute_names(self) -> list[str]:
@@ -487,7 +430,7 @@ def load_checkpoint(
 ) -> Checkpoint:
     """The one loader: validate meta.json and every weight file, then build the eval-mode models."""
     snapshot, meta = read_meta(path)
-    config = DCGANConfig.from_dict(meta["model"])
+    config = check_model("model", meta["model"])
     files = meta["files"]
     use_ema = prefer_ema and "generator_ema" in files
     role = "generator_ema" if use_ema else "generator"
@@ -501,15 +444,34 @@ def load_checkpoint(
     return Checkpoint(path=snapshot, meta=meta, config=config, generator=generator, discriminator=discriminator, uses_ema=use_ema)
 
 
-def load_resume_state(path: str | os.PathLike) -> dict:
-    """Optimizer/RNG state for --resume. weights_only=True: tensors and plain containers only, no code."""
-    file = Path(path) / RESUME_FILE
-    if not file.is_file():
+def load_resume_state(snapshot: str | os.PathLike, step: int) -> dict:
+    """Optimizer/RNG state for --resume, checked against the snapshot's `step` (from its validated meta).
+
+    torch.load(weights_only=True): tensors and plain containers only, no code. The container is
+    checked here; whether the optimizer states fit the models is checked when they are loaded.
+    """
+    file = Path(snapshot) / RESUME_FILE
+    if not file.exists():
         raise CheckpointError(f"{file} is missing: this checkpoint cannot be resumed (exported checkpoints drop it)")
+    file = _checked_file(Path(snapshot), RESUME_FILE)
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
+        state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for a hostile file, RuntimeError/EOFError for a truncated one
-        raise CheckpointError(f"{file} cannot be read as resume state ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{file} cannot be read as resume state ({type(exc).__name__}: {str(exc)[:300]})") from exc
+    problem = None
+    if not isinstance(state, dict) or not {"step", "opt_g", "opt_d", "torch_rng"} <= set(state):
+        problem = "it lacks the step, optimizer or RNG state"
+    elif type(state["step"]) is not int or state["step"] != step:
+        problem = f"its step {brief(state['step'])} is not the snapshot's step {step} in {META_FILE}"
+    elif not (isinstance(state["opt_g"], dict) and isinstance(state["opt_d"], dict)):
+        problem = "its optimizer states are not dictionaries"
+    elif not (isinstance(state["torch_rng"], torch.Tensor) and state["torch_rng"].dtype == torch.uint8 and state["torch_rng"].dim() == 1):
+        problem = "its RNG state is not a byte tensor"
+    elif not isinstance(state.get("scaler", {}), dict):
+        problem = "its gradient-scaler state is not a dictionary"
+    if problem:
+        raise CheckpointError(f"{file} is not valid resume state: {problem}")
+    return state
 
 
 def load_module_weights(snapshot: Path, meta: dict, role: str, module: torch.nn.Module) -> None:

@@ -12,59 +12,61 @@ z + alpha * d, with alpha in the prior's units (z ~ N(0, I), so alpha = 3 is a l
   feature extractor, `explorer.features`) labels real images' attributes; it then labels generated
   samples, and the z's of confidently positive vs negative samples give a mean-difference
   direction and an InterFaceGAN-style (Shen et al. 2020) linear-SVM normal.
-* `conditional_direction` projects other directions out (InterFaceGAN's conditional
-  manipulation), e.g. Smiling without drifting Male.
+* Factor directions (datasets with continuous factors, e.g. synthetic faces' yaw or skin tone):
+  the probe's factor regressions label generated samples, and the least-squares slope of the
+  label on z is the direction ("factor:yaw").
+* Conditional directions, "cond:NAME" (InterFaceGAN's conditional manipulation): the attribute's
+  mean-difference direction with every other attribute direction and the skin-tone direction
+  projected out, so the Smiling slider does not also change Male, glasses or skin tone (to first
+  order). They are the explorer's default attribute sliders; the raw ones stay selectable.
 
 Directions are saved as .npz (vectors) plus a JSON header inside the same file, read back with
 allow_pickle=False, so a directions file can never execute code.
 """
 from __future__ import annotations
 
-import io
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
-import scipy.special
 import torch
 from torch import nn
 
-from explorer.checkpoint import Checkpoint, atomic_write_bytes
+from explorer.checkpoint import Checkpoint
 from explorer.datasets import ImageDataset
 from explorer.features import discriminator_features
 from explorer.generate import eval_mode, generate
 from explorer.latent import z_from_seeds
+from explorer.npzfile import load_npz, save_npz
+from explorer.probe import PROBE_HOLDOUT, Probe, fit_attribute_probe
 
-if TYPE_CHECKING:  # scikit-learn (~1 s to import) loads only when a probe or GANSpace is fitted: not on the app's cold start
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.pipeline import Pipeline
-
-KINDS = ("sefa", "ganspace", "attribute", "class")
+KINDS = ("sefa", "ganspace", "attribute", "class", "factor")
 DIRECTIONS_FORMAT = "latent-lab-directions"
 DIRECTIONS_VERSION = 1
 MIN_CONFIDENT = 20  # confident positives and negatives each needed before fitting a direction
-MIN_PROBE_EXAMPLES = 10  # positive and negative training images each needed before fitting an attribute's probe
-PROBE_HOLDOUT = 0.25  # share of the probe's (and the SVM's) samples kept back to measure accuracy
-# The probe sees standardised features through a whitened PCA: lbfgs on all 15360 raw dims needs
-# hundreds of iterations per attribute (~45 s each on 2 cores), on 512 whitened components < 20.
-# Measured on synthetic faces with the 64 px net: 512 components lose a few points of held-out
-# accuracy against the full features (Smiling 0.71 vs 0.77); 256 lose more.
-PROBE_COMPONENTS = 512
-# The L2 strength is picked per model by 3-fold cross-validated log-loss: `attribute_directions`
-# thresholds the probe's probabilities, so they must be calibrated, and a fixed strong penalty
-# squeezes them all towards 0.5 (the picked C ranged from 0.01 to 1 across attributes).
-PROBE_CS = (1e-3, 1e-2, 1e-1, 1.0)
+# A factor direction is made only where the probe reads the factor well from D's features (held-out
+# R^2 on real images): below that its labels of generated samples are mostly noise.
+MIN_FACTOR_R2 = 0.5
+# Conditional attribute directions ("cond:NAME") are orthogonal to every other attribute direction
+# the data does not tie to NAME, and to these factors' directions when the dataset has them: a
+# skin-tone drift is the entanglement users notice first (a "smile" slider that also pales the
+# face), a head turn the second.
+CONDITION_FACTORS = ("skin_tone", "yaw")
+# Attributes the data ties to NAME (|P(B | NAME) - P(B | not NAME)| at least this, e.g. an open mouth
+# to a smile) are not projected out: their directions share NAME's own, and removing them would
+# remove most of the attribute (measured: cond:Smiling flipped 40 % of faces with Mouth_Slightly_Open
+# projected out, 92 % without).
+DEPENDENT = 0.1
 
 Progress = Callable[[float, str], None]  # fraction done in [0, 1], message for the UI
 
 
 @dataclass
 class Direction:
-    name: str  # unique within a set: "sefa:0", "ganspace:3", "attr:Smiling", "svm:Smiling", "class:Sneaker"
+    # unique within a set: "sefa:0", "ganspace:3", "attr:Smiling", "svm:Smiling", "cond:Smiling", "class:Sneaker", "factor:yaw"
+    name: str
     vector: np.ndarray  # (z_dim,) float32; normalised to unit length on construction
     kind: str  # one of KINDS
     score: float | None  # eigenvalue share, explained variance ratio or held-out accuracy (see description)
@@ -144,139 +146,6 @@ def ganspace_directions(G: nn.Module, k: int = 10, n_samples: int = 4000, layer:
 # ----------------------------------------------------------------------------------------------- supervised
 
 
-@dataclass
-class Probe:
-    """Linear probe on discriminator features: per attribute, or one multinomial over classes.
-
-    Fitted (`fit_attribute_probe`) as StandardScaler -> PCA(whiten) -> logistic regression, all
-    linear up to the last sigmoid/softmax, so it is kept folded into one affine map of the raw
-    features: logits = features @ weight + bias. That predicts exactly what the scikit-learn
-    pipeline does (to float rounding), is small ((F, columns) float32: 600 KB at 64 px) and saves
-    as plain arrays (`save_probe`), so a cached probe never needs pickle.
-    """
-
-    kind: str  # "attribute" (one binary model per name) or "class" (one multinomial model)
-    names: list[str]  # the columns of predict_proba
-    weight: np.ndarray  # (F, len(names)) float32
-    bias: np.ndarray  # (len(names),) float32
-    accuracy: dict[str, float]  # held-out: per attribute, accuracy; per class, recall (share of its images called it)
-    chance: dict[str, float]  # the same number for a constant guess (majority class; 1 / classes)
-    skipped: dict[str, str] = field(default_factory=dict)  # attributes left out, and why
-
-    @property
-    def prefix(self) -> str:
-        """Name prefix of this probe's mean-difference directions: "attr" or "class"."""
-        return "attr" if self.kind == "attribute" else "class"
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """features (N, F) -> probabilities (N, len(names)): P(attribute) per column, or the class distribution."""
-        logits = np.asarray(features, dtype=np.float64) @ self.weight.astype(np.float64) + self.bias
-        if self.kind == "class":
-            return scipy.special.softmax(logits, axis=1)
-        return scipy.special.expit(logits)
-
-
-def fold_linear_probe(reduce: Pipeline, coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """StandardScaler -> PCA(whiten=True) -> logits = x @ coef.T + intercept, as one map: (weight (F, M), bias (M,)).
-
-    scaler: x1 = (f - mean) / scale; PCA: x2 = (x1 - pca_mean) @ components.T / sqrt(explained_variance).
-    So x2 = f @ P - c with P = components.T / sqrt(ev) / scale[:, None] and c = (mean / scale + pca_mean)
-    @ (components.T / sqrt(ev)); then logits = f @ (P @ coef.T) + (intercept - c @ coef.T).
-    """
-    scaler, pca = reduce[0], reduce[1]
-    project = pca.components_.T / np.sqrt(pca.explained_variance_)  # (F, K)
-    weight = (project / scaler.scale_[:, None]) @ coef.T  # (F, M)
-    bias = intercept - (scaler.mean_ / scaler.scale_ + pca.mean_) @ project @ coef.T
-    return weight.astype(np.float32), bias.astype(np.float32)
-
-
-def _probe_sample(dataset: ImageDataset, max_per_class: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted dataset indices: >= max_per_class images (or all) of each class, or of each value of each attribute.
-
-    Groups are filled rarest first, counting images already chosen for earlier groups, so rare
-    attributes (Eyeglasses ~15 %) are represented while the common ones mostly reuse those images:
-    on synthetic faces 1000 per group needs ~5k images, where independent draws would take ~15k.
-    """
-    if dataset.attributes is not None:
-        attributes = dataset.attributes.numpy()
-        groups = [np.flatnonzero(attributes[:, a] == value) for a in range(attributes.shape[1]) for value in (0, 1)]
-    else:
-        labels = dataset.labels.numpy()
-        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    chosen = np.zeros(len(dataset), dtype=bool)
-    for group in sorted(groups, key=len):
-        free = group[~chosen[group]]
-        need = max(0, max_per_class - (len(group) - len(free)))
-        chosen[rng.choice(free, size=min(need, len(free)), replace=False)] = True
-    return np.flatnonzero(chosen)
-
-
-def _logistic_regression(**options) -> LogisticRegressionCV:
-    from sklearn.linear_model import LogisticRegressionCV
-    return LogisticRegressionCV(
-        Cs=PROBE_CS, cv=3, scoring="neg_log_loss", l1_ratios=(0.0,), max_iter=1000, use_legacy_attributes=False, **options
-    )
-
-
-def fit_attribute_probe(D: nn.Module, dataset: ImageDataset, max_per_class: int = 1000, seed: int = 0) -> Probe:
-    """Fit the linear probe on `discriminator_features` of labelled real images; accuracy on a held-out quarter.
-
-    Features are standardised and PCA-whitened to PROBE_COMPONENTS dimensions (fitted on the
-    training part only); each logistic regression picks its L2 strength from PROBE_CS by CV.
-
-    Attributes (CelebA, synthetic faces) win over class labels when a dataset has both. Binary
-    models use class_weight="balanced", so 0.5 means "as likely as not" whatever the base rate.
-    Raises ValueError for a dataset with neither attributes nor labels.
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.metrics import accuracy_score, recall_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    if dataset.attributes is None and dataset.labels is None:
-        raise ValueError(f"dataset {dataset.spec} has neither attributes nor class labels to fit a probe on")
-    rng = np.random.default_rng(seed)
-    index = _probe_sample(dataset, max_per_class, rng)
-    features = discriminator_features(D, dataset.images[index])
-    train, test = train_test_split(np.arange(len(index)), test_size=PROBE_HOLDOUT, random_state=seed)
-    # centred data of n rows has rank <= n - 1: a further component would have ~0 variance, and whitening divides by it
-    components = min(PROBE_COMPONENTS, len(train) - 1, features.shape[1])
-    reduce = make_pipeline(StandardScaler(), PCA(components, whiten=True, random_state=seed))
-    x_train, x_test = reduce.fit_transform(features[train]), reduce.transform(features[test])
-
-    if dataset.attributes is None:
-        labels = dataset.labels.numpy()[index]
-        model = _logistic_regression().fit(x_train, labels[train])
-        names = [dataset.class_names[c] if dataset.class_names else str(c) for c in model.classes_]
-        recall = recall_score(labels[test], model.predict(x_test), labels=model.classes_, average=None, zero_division=0)
-        accuracy = dict(zip(names, recall.tolist(), strict=True))
-        chance = {n: 1.0 / len(names) for n in names}
-        if len(names) == 2:  # scikit-learn fits one logit for two classes: P(second) = sigmoid(it), i.e. softmax of (-it/2, it/2)
-            coef, intercept = np.r_[-model.coef_, model.coef_] / 2, np.r_[-model.intercept_, model.intercept_] / 2
-        else:
-            coef, intercept = model.coef_, model.intercept_
-        return Probe("class", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance)
-
-    attributes = dataset.attributes.numpy()[index]
-    names, models, accuracy, chance, skipped = [], [], {}, {}, {}
-    for a, name in enumerate(dataset.attribute_names or [str(a) for a in range(attributes.shape[1])]):
-        y_train, y_test = attributes[train, a], attributes[test, a]
-        counts = np.bincount(y_train, minlength=2)
-        if counts.min() < MIN_PROBE_EXAMPLES or len(np.unique(y_test)) < 2:
-            skipped[name] = f"only {counts[1]} positive and {counts[0]} negative training images in the dataset sample"
-            continue
-        model = _logistic_regression(class_weight="balanced").fit(x_train, y_train)
-        names.append(name)
-        models.append(model)
-        accuracy[name] = float(accuracy_score(y_test, model.predict(x_test)))
-        chance[name] = float(max(y_test.mean(), 1 - y_test.mean()))
-    if not models:
-        raise ValueError(f"dataset {dataset.spec}: no attribute has enough positive and negative images for a probe")
-    coef = np.concatenate([model.coef_ for model in models])  # (M, K): binary models have one row each
-    intercept = np.concatenate([model.intercept_ for model in models])
-    return Probe("attribute", names, *fold_linear_probe(reduce, coef, intercept), accuracy, chance, skipped)
-
-
 def attribute_directions(
     G: nn.Module, D: nn.Module, probe: Probe, n_samples: int = 5000, seed: int = 0, confidence: float = 0.9
 ) -> tuple[list[Direction], dict[str, str]]:
@@ -287,13 +156,18 @@ def attribute_directions(
       attr:NAME / class:NAME  mean(z_pos) - mean(z_neg); score = the probe's held-out accuracy
       svm:NAME                normal of a linear SVM separating them in z (InterFaceGAN);
                               score = its accuracy on a held-out quarter of the z's
+    For each factor the probe reads with held-out R^2 >= MIN_FACTOR_R2:
+      factor:NAME             least-squares slope of the probe's estimate on z (towards larger values)
+    and, for attribute probes, the conditional directions (`conditional_directions`):
+      cond:NAME               attr:NAME orthogonal to the other attr: directions and CONDITION_FACTORS
     Returns (directions, skipped), skipped naming each column with too few confident samples
     (fewer than MIN_CONFIDENT on either side) and why.
     """
     from sklearn.model_selection import train_test_split
     from sklearn.svm import LinearSVC
     z = z_from_seeds(range(seed, seed + n_samples), G.config.z_dim)
-    proba = probe.predict_proba(discriminator_features(D, generate(G, z)))
+    features = discriminator_features(D, generate(G, z))
+    proba = probe.predict_proba(features)
     z = z.numpy()
     prefix = probe.prefix
     directions, skipped = [], {}
@@ -322,7 +196,79 @@ def attribute_directions(
                 f"{name}: linear SVM normal in z (InterFaceGAN), {counts}; score = held-out SVM accuracy",
             )
         )
+    factors, factor_skipped = factor_directions(z, probe.predict_factors(features), probe)
+    directions += factors
+    skipped.update(factor_skipped)
+    if probe.kind == "attribute":
+        directions += conditional_directions({d.name: d for d in directions}, dependence=probe.dependence)
     return directions, skipped
+
+
+def factor_directions(z: np.ndarray, estimates: np.ndarray, probe: Probe) -> tuple[list[Direction], dict[str, str]]:
+    """factor:NAME for each factor the probe reads well: the slope b of estimate ~ z @ b + c (least squares).
+
+    z (N, z_dim), estimates (N, len(probe.factor_names)). score = the R^2 of that linear fit on the
+    generated samples (how much of the factor's variation a straight line in z explains).
+    """
+    directions, skipped = [], {}
+    if not probe.factor_names:
+        return directions, skipped
+    design = np.c_[z.astype(np.float64), np.ones(len(z))]
+    coef = np.linalg.lstsq(design, estimates, rcond=None)[0]  # (z_dim + 1, K)
+    for j, name in enumerate(probe.factor_names):
+        r2_real = probe.factor_r2.get(name, 0.0)
+        if r2_real < MIN_FACTOR_R2:
+            skipped[f"factor:{name}"] = f"the probe reads {name} from D's features with held-out R² {r2_real:.2f} (< {MIN_FACTOR_R2})"
+            continue
+        slope = coef[:-1, j]
+        residual = estimates[:, j] - design @ coef[:, j]
+        r2_z = 1.0 - residual.var() / max(estimates[:, j].var(), 1e-12)
+        if not np.isfinite(slope).all() or np.linalg.norm(slope) == 0:
+            skipped[f"factor:{name}"] = f"{name} does not vary linearly with z in the generated samples"
+            continue
+        directions.append(
+            Direction(
+                f"factor:{name}", slope, "factor", r2_z,
+                f"{name}: least-squares slope of the probe's estimate on z (probe R² {r2_real:.2f} on real images); "
+                f"score = R² of that line over {len(z)} samples",
+            )
+        )
+    return directions, skipped
+
+
+def conditional_directions(
+    directions: Mapping[str, Direction],
+    condition_factors: Sequence[str] = CONDITION_FACTORS,
+    dependence: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[Direction]:
+    """cond:NAME for every attr:NAME: orthogonal to the other attr: directions and to factor:F for F in condition_factors.
+
+    InterFaceGAN's conditional manipulation: moving along cond:Smiling leaves the projections on the
+    other attribute directions, the skin-tone and the yaw direction unchanged. Attributes that
+    `dependence` (the probe's, from the real labels) ties to NAME by at least DEPENDENT are kept, as
+    the data says they go together. An attribute inside the span of its conditions gets none.
+    """
+    dependence = dependence or {}
+    attributes = [name for name in directions if name.startswith("attr:")]
+    factors = [f"factor:{f}" for f in condition_factors if f"factor:{f}" in directions]
+    out = []
+    for name in attributes:
+        label = name.removeprefix("attr:")
+        tied = dependence.get(label, {})
+        conditions = [other for other in attributes if other != name and tied.get(other.removeprefix("attr:"), 0.0) < DEPENDENT]
+        try:
+            conditioned = conditional_direction(directions, name, conditions + factors)
+        except ValueError:
+            continue
+        kept = ", ".join(c.split(":", 1)[1] for c in conditions + factors)
+        free = [other.removeprefix("attr:") for other in attributes if other != name and other not in conditions]
+        out.append(Direction(
+            f"cond:{label}", conditioned.vector, "attribute", directions[name].score,
+            f"{label}: conditional direction, mean z difference with {kept} projected out"
+            + (f" ({', '.join(free)} left free: the data ties them to {label})" if free else "")
+            + f"; cosine with the raw one {float(conditioned.vector @ directions[name].vector):.2f}",
+        ))
+    return out
 
 
 def orthogonalize(d: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
@@ -404,26 +350,6 @@ def compute_directions(
 # ----------------------------------------------------------------------------------------------- files
 
 
-def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], header: Mapping) -> None:
-    """Atomically write arrays plus a JSON header (stored as a unicode string array, so no pickle is needed)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, header=np.array(json.dumps(header)), **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, header) from a `save_npz` file; allow_pickle=False, so a crafted file cannot run code."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files if name != "header"}
-        return arrays, json.loads(str(data["header"]))
-
-
-def npz_header(path: str | os.PathLike) -> dict:
-    """Only the JSON header of a `save_npz` file (np.load is lazy: the arrays are not read)."""
-    with np.load(path, allow_pickle=False) as data:
-        return json.loads(str(data["header"]))
-
-
 def save_directions(path: str | os.PathLike, directions: Mapping[str, Direction], extra_header: Mapping | None = None) -> None:
     """vectors (n, z_dim) float32 + header {format, version, directions: [name, kind, score, description], skipped}."""
     items = list(directions.values())
@@ -444,35 +370,3 @@ def load_directions(path: str | os.PathLike) -> DirectionSet:
         raise ValueError(f"{path} is not a latent-lab directions file of version {DIRECTIONS_VERSION}")
     entries = zip(header["directions"], arrays["vectors"], strict=True)
     return DirectionSet([Direction(e["name"], v, e["kind"], e["score"], e["description"]) for e, v in entries], header["skipped"])
-
-
-PROBE_FORMAT = "latent-lab-probe"
-PROBE_VERSION = 1
-
-
-def save_probe(path: str | os.PathLike, probe: Probe, extra_header: Mapping | None = None) -> None:
-    """weight (F, M) + bias (M,) float32 + header {format, version, kind, names, accuracy, chance, skipped}."""
-    header = {
-        "format": PROBE_FORMAT,
-        "version": PROBE_VERSION,
-        "kind": probe.kind,
-        "names": list(probe.names),
-        "accuracy": probe.accuracy,
-        "chance": probe.chance,
-        "skipped": probe.skipped,
-        **(extra_header or {}),
-    }
-    save_npz(path, {"weight": probe.weight, "bias": probe.bias}, header)
-
-
-def load_probe(path: str | os.PathLike) -> Probe:
-    """A `save_probe` file, checked: ValueError for another format, inconsistent shapes or non-finite weights."""
-    arrays, header = load_npz(path)
-    if header.get("format") != PROBE_FORMAT or header.get("version") != PROBE_VERSION:
-        raise ValueError(f"{path} is not a latent-lab probe file of version {PROBE_VERSION}")
-    weight, bias, names = arrays["weight"], arrays["bias"], header["names"]
-    if header.get("kind") not in ("attribute", "class") or weight.ndim != 2 or bias.shape != (weight.shape[1],) or len(names) != len(bias):
-        raise ValueError(f"{path}: probe weight {weight.shape}, bias {bias.shape} and {len(names)} names do not fit together")
-    if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
-        raise ValueError(f"{path}: the probe's weights are not finite")
-    return Probe(header["kind"], names, weight.astype(np.float32), bias.astype(np.float32), header["accuracy"], header["chance"], header["skipped"])

@@ -37,20 +37,9 @@ from scipy.special import expit
 
 from explorer.checkpoint import Checkpoint, _sha256
 from explorer.datasets import ImageDataset
-from explorer.directions import (
-    DirectionSet,
-    Probe,
-    Progress,
-    compute_directions,
-    fit_attribute_probe,
-    load_directions,
-    load_npz,
-    load_probe,
-    npz_header,
-    save_directions,
-    save_npz,
-    save_probe,
-)
+from explorer.directions import DirectionSet, Progress, compute_directions, load_directions, save_directions
+from explorer.npzfile import load_npz, npz_header, save_npz
+from explorer.probe import Probe, fit_attribute_probe, load_probe, save_probe
 from explorer.features import discriminator_features
 from explorer.generate import generate
 from explorer.images import png_bytes

@@ -21,7 +21,7 @@ result does not depend on its batch-mates. The best z along the path is kept, so
 worse than the encoder's start.
 
 Inputs of any size and mode are centre-cropped to a square and resized with the dataset readers'
-rule (`explorer.datasets.readers.center_crop_resize`) and converted to the model's channel count;
+rule (`explorer.datasets.common.center_crop_resize`) and converted to the model's channel count;
 non-images, truncated files and images over MAX_INPUT_PIXELS (decompression bombs) are refused
 with a message (`InputImageError`, exit code 2 in the CLI).
 """
@@ -45,11 +45,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from explorer.checkpoint import Checkpoint, CheckpointError, atomic_write_bytes, atomic_write_json, load_checkpoint
-from explorer.datasets.readers import MAX_IMAGE_PIXELS, center_crop_resize, pil_to_tensor
+from explorer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from explorer.datasets.common import center_crop_resize
+from explorer.datasets.decode import MAX_IMAGE_PIXELS, pil_to_tensor
 from explorer.directions import Progress
 from explorer.encoder import Encoder, add_encoder_options, cached_encoder, encoder_training_from, load_or_train_encoder
 from explorer.featuremap import weights_sha256
+from explorer.fsio import UnsafeFileError, atomic_write_bytes, atomic_write_json, read_regular_bytes
 from explorer.generate import eval_mode
 from explorer.images import from_uint8, png_bytes, to_uint8
 from explorer.latent import latent_norm_stats
@@ -82,15 +84,19 @@ def load_image_for(checkpoint: Checkpoint, source: bytes | str | os.PathLike, na
     """
     config = checkpoint.config
     label = name or (f"{len(source)}-byte upload" if isinstance(source, (bytes, bytearray)) else str(source))
-    if isinstance(source, (bytes, bytearray)):
-        if len(source) > MAX_INPUT_BYTES:
-            raise InputImageError(f"{label}: {len(source):,} bytes is more than the {MAX_INPUT_BYTES:,} accepted")
-        opened, size = io.BytesIO(source), len(source)
-    else:
+    if not isinstance(source, (bytes, bytearray)):
         path = Path(source)
-        if not path.is_file():
-            raise InputImageError(f"{label}: {'not a file' if path.exists() else 'no such file'}")
-        opened, size = path, path.stat().st_size
+        if not path.exists():
+            raise InputImageError(f"{label}: no such file")
+        try:  # regular files only (a FIFO or /dev/zero would hang the read), at most MAX_INPUT_BYTES
+            source = read_regular_bytes(path, MAX_INPUT_BYTES)
+        except UnsafeFileError as exc:
+            raise InputImageError(f"{label}: not a file ({exc})") from exc
+        except OSError as exc:
+            raise InputImageError(f"{label}: cannot be read ({exc.strerror or exc})") from exc
+    if len(source) > MAX_INPUT_BYTES:
+        raise InputImageError(f"{label}: {len(source):,} bytes is more than the {MAX_INPUT_BYTES:,} accepted")
+    opened, size = io.BytesIO(source), len(source)
     if size == 0:
         raise InputImageError(f"{label}: the file is empty")
     try:

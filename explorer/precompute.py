@@ -22,8 +22,8 @@ import time
 
 from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.datasets import DatasetError, load_dataset
-from explorer.directions import Probe
 from explorer.encoder import add_encoder_options, encoder_training_from, load_or_train_encoder
+from explorer.probe import Probe
 from explorer.featuremap import (
     METHODS,
     feature_map_cache_path,

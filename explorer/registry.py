@@ -11,8 +11,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.checkpoint import LATEST_FILE, META_FILE, CheckpointError, read_meta
-from explorer.model import DCGANConfig
+from explorer.checkpoint import META_FILE, CheckpointError, read_meta
+from explorer.checkpoint_meta import check_model
+from explorer.fsio import is_inside
+from explorer.rundir import LATEST_FILE
 
 CHECKPOINTS_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED_CHECKPOINTS = ("synthetic-faces-64", "fashion-mnist-32")  # listed first, in this order
@@ -33,22 +35,26 @@ class CheckpointInfo:
 
 
 def _is_candidate(directory: Path) -> bool:
-    """A directory that `resolve_checkpoint_dir` would treat as a checkpoint (flat or run directory)."""
-    return (directory / META_FILE).is_file() or (directory / LATEST_FILE).is_file()
+    """A directory that `resolve_checkpoint_dir` would treat as a checkpoint (flat or run directory).
+
+    exists(), not is_file(): a FIFO or a link out of the folder named meta.json is listed with its error.
+    """
+    return (directory / META_FILE).exists() or (directory / LATEST_FILE).exists()
 
 
 def _info(directory: Path, root: Path) -> CheckpointInfo:
     name = directory.relative_to(root).as_posix()
     try:
         # meta.json only: hashing every weight file would make listing slow; load_checkpoint verifies them.
+        # read_meta validates every value it returns, so nothing below can fail on a crafted file.
         _, meta = read_meta(directory)
     except (CheckpointError, OSError) as exc:
         return CheckpointInfo(name, directory, None, None, None, None, {}, str(exc) or type(exc).__name__)
-    config = DCGANConfig.from_dict(meta["model"])  # read_meta has validated it
+    config = check_model("model", meta["model"])
     return CheckpointInfo(
         name=name,
         path=directory,
-        step=int(meta["step"]),
+        step=meta["step"],
         dataset_spec=(meta.get("dataset") or {}).get("spec"),
         image_size=config.image_size,
         channels=config.channels,
@@ -64,9 +70,10 @@ def _sort_key(info: CheckpointInfo) -> tuple[int, str]:
 def list_checkpoints(root: str | os.PathLike = CHECKPOINTS_ROOT) -> list[CheckpointInfo]:
     """Every checkpoint directory up to MAX_DEPTH levels under `root`; never raises.
 
-    Broken checkpoints (unreadable meta.json, dangling latest.json, foreign format) are listed
-    with `error` set, so the app can say why instead of hiding them. Hidden directories (such as
-    a killed writer's `.tmp-*`) are skipped. Shipped defaults come first, then the rest by name.
+    Broken checkpoints (unreadable meta.json, dangling latest.json, foreign format, any crafted
+    value, a link out of the folder) are listed with `error` set, so the app can say why instead of
+    hiding them. Hidden directories (such as a killed writer's `.tmp-*`) are skipped. Shipped
+    defaults come first, then the rest by name.
     """
     root = Path(root)
     found: list[CheckpointInfo] = []
@@ -83,9 +90,13 @@ def list_checkpoints(root: str | os.PathLike = CHECKPOINTS_ROOT) -> list[Checkpo
                     if child.name.startswith(".") or not child.is_dir():
                         continue
                     candidate = _is_candidate(child)
-                except OSError:  # e.g. EACCES on a folder we may not enter: nothing to offer there
+                    outside = candidate and not is_inside(child, root)
+                except (OSError, RuntimeError):  # EACCES on a folder we may not enter, a symlink loop
                     continue
-                if candidate:
+                if outside:
+                    error = f"{child.name} links to {child.resolve()}, outside the checkpoints folder: refused"
+                    found.append(CheckpointInfo(child.relative_to(root).as_posix(), child, None, None, None, None, {}, error))
+                elif candidate:
                     found.append(_info(child, root))
                 else:
                     deeper.append(child)

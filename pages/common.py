@@ -36,10 +36,10 @@ from explorer.datasets import DatasetError, ImageDataset, load_dataset
 from explorer.directions import (
     Direction,
     DirectionSet,
-    Probe,
     load_directions,
     sefa_directions,
 )
+from explorer.probe import Probe
 from explorer.generate import generate, realism
 from explorer.images import from_uint8, grid, png_bytes, to_uint8
 from explorer.latent import z_from_seeds

@@ -55,7 +55,7 @@ def _precompute(run_dir: Path) -> None:
     """What `python -m explorer.precompute` does, small: directions and a PCA-only feature map (no UMAP JIT)."""
     from explorer.checkpoint import load_checkpoint
     from explorer.datasets import load_dataset
-    from explorer.directions import fit_attribute_probe
+    from explorer.probe import fit_attribute_probe
     from explorer.featuremap import (
         load_or_build_feature_map,
         load_or_compute_directions,
@@ -66,6 +66,18 @@ def _precompute(run_dir: Path) -> None:
     probe = fit_attribute_probe(checkpoint.discriminator, dataset)  # 64 faces: enough for Smiling and Male
     load_or_compute_directions(checkpoint, dataset, n_samples=2000, probe=probe)
     load_or_build_feature_map(checkpoint, dataset, n_real=64, n_fake=64, method="pca", probe=probe)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _decoded_data_cache(tmp_path_factory):
+    """Every dataset the tests load is cached (as the product does) in the session's temp folder, not in $HOME."""
+    saved = os.environ.get("LATENT_LAB_DATA_CACHE")
+    os.environ["LATENT_LAB_DATA_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    yield
+    if saved is None:
+        os.environ.pop("LATENT_LAB_DATA_CACHE", None)
+    else:
+        os.environ["LATENT_LAB_DATA_CACHE"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,10 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 BOX_TOP, BOX_LEFT, BOX = 55, 35, 108  # the DCGAN crop of a 178x218 CelebA image
 
 
+def rgb(width: int, height: int, colour=(200, 30, 60)) -> Image.Image:
+    return Image.new("RGB", (width, height), colour)
+
+
 def celeba_colour(k: int) -> tuple[int, int, int]:
     return (250, 40 * k % 256, 255 - 40 * k % 256)
 

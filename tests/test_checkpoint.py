@@ -2,13 +2,17 @@
 import errno
 import json
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import explorer.checkpoint as ckpt
-from explorer.checkpoint import CheckpointError, export_checkpoint, latest_snapshot, load_checkpoint, save_snapshot
+import explorer.fsio as fsio
+from explorer.checkpoint import CheckpointError, export_checkpoint, load_checkpoint, save_snapshot
 from explorer.model import DCGANConfig, Discriminator, Generator
+from explorer.rundir import latest_snapshot
 
 CONFIG = DCGANConfig(image_size=32, channels=3, g_width=8, d_width=8, z_dim=16)
 
@@ -106,7 +110,7 @@ def test_pickles_are_never_executed(tmp_path, monkeypatch):
     path, _, _ = _save(tmp_path / "run", 1)
     (path / "resume.pt").write_bytes(pickle.dumps(_Boom()))
     with pytest.raises(CheckpointError, match="resume state"):
-        ckpt.load_resume_state(path)
+        ckpt.load_resume_state(path, 1)
     # A weight file that is really a pickle: not a safetensors file.
     (path / "generator.safetensors").write_bytes(pickle.dumps(_Boom()))
     meta = json.loads((path / "meta.json").read_text())
@@ -123,7 +127,7 @@ def test_pickles_are_never_executed(tmp_path, monkeypatch):
         ("{not json", "not valid JSON"),
         (json.dumps({"format": "something-else"}), "not a latent-lab checkpoint"),
         (json.dumps({"format": "latent-lab-dcgan", "format_version": 99}), "newer latent-lab"),
-        (json.dumps({"format": "latent-lab-dcgan", "format_version": 1, "model": {"image_size": 48}, "step": 1}), "model config"),
+        (json.dumps({"format": "latent-lab-dcgan", "format_version": 1, "model": {"image_size": 48}, "step": 1}), "model.image_size must be one of 32, 64, 128, got 48"),
     ],
 )
 def test_bad_meta_is_refused(tmp_path, content, message):
@@ -163,7 +167,7 @@ def test_export_is_flat_fp16_and_equivalent(tmp_path):
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "rename-aside"])
 def test_resaving_a_step_replaces_it_without_a_gap(tmp_path, monkeypatch, exchange):
     if not exchange:  # a kernel or filesystem without RENAME_EXCHANGE
-        monkeypatch.setattr(ckpt, "_exchange_dirs", lambda a, b: False)
+        monkeypatch.setattr(fsio, "exchange_dirs", lambda a, b: False)
     run = tmp_path / "run"
     _save(run, 5)
     path, G, _ = _save(run, 5)  # the final save right after a periodic one at the same step
@@ -178,10 +182,12 @@ def test_a_kill_between_the_fallback_renames_leaves_a_loadable_copy(tmp_path):
     run = tmp_path / "run"
     path, G, _ = _save(run, 5)
     # _replace_dir's fallback killed after renaming the old copy aside, before moving the new one in
-    aside = path.with_name(f".old-{path.name}-4242")
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # the killed writer: a process that no longer runs
+    aside = path.with_name(f".old-{path.name}-{finished.pid}")
     path.rename(aside)
     loaded = load_checkpoint(run)  # latest.json -> the missing snapshot -> its aside copy
     assert loaded.step == 5 and loaded.path == aside
     assert load_checkpoint(path).path == aside  # also when the snapshot itself is named
-    _save(run, 6, keep=1)  # once latest.json points to a newer snapshot, the aside copy is pruned
+    _save(run, 6, keep=1)  # the next write moves the aside copy back, then prunes it as an old snapshot
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["step-00000006"]

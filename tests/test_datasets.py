@@ -1,11 +1,11 @@
-"""Dataset readers, on small datasets each test writes under tmp_path (plus Debian's Fashion-MNIST)."""
+"""Dataset specs, the CelebA, folder and synthetic-faces readers, on small datasets each test writes under tmp_path.
+
+Fashion-MNIST, CIFAR-10 and LSUN (packaged formats): tests/test_datasets_archives.py.
+"""
 from __future__ import annotations
 
-import gzip
-import os
 import struct
-import sys
-import types
+import time
 import zlib
 from pathlib import Path
 
@@ -14,18 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.datasets import DatasetError, DatasetSpec, ImageDataset, load_dataset, parse_dataset_spec, readers
-from tests.fakedata import (
-    CELEBA_ATTRIBUTES,
-    CIFAR_CLASSES,
-    attribute_rows,
-    celeba_colour,
-    write_celeba,
-    write_cifar,
-)
-
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
+from explorer.datasets import DatasetError, DatasetSpec, center_crop_resize, decode, load_dataset, parse_dataset_spec
+from tests.fakedata import CELEBA_ATTRIBUTES, attribute_rows, celeba_colour, rgb, write_celeba
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,86 +69,6 @@ def test_load_argument_errors(tmp_path):
         load_dataset(f"folder:{tmp_path}", split="validation")
     with pytest.raises(DatasetError, match="max_images"):
         load_dataset(f"folder:{tmp_path}", max_images=0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fashion-MNIST
-# ---------------------------------------------------------------------------------------------
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """An IDX file of unsigned bytes: 0, 0, type 0x08, ndim, big-endian dims, data."""
-    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
-
-
-def write_fashion(root: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-        data = idx_bytes(array)
-        if gz:
-            (root / f"{stem}.gz").write_bytes(gzip.compress(data))
-        else:
-            (root / stem).write_bytes(data)
-
-
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_fashion_mnist_debian_files():
-    data = load_dataset("fashion-mnist", image_size=32, max_images=256)
-    assert isinstance(data, ImageDataset)
-    assert data.images.shape == (256, 1, 32, 32) and data.images.dtype == torch.uint8
-    assert data.labels.shape == (256,) and data.labels.dtype == torch.int64
-    assert 0 <= int(data.labels.min()) and int(data.labels.max()) <= 9
-    assert len(set(data.labels.tolist())) == 10  # 256 images cover every class
-    assert data.class_names[0] == "T-shirt/top" and data.class_names[9] == "Ankle boot" and len(data.class_names) == 10
-    assert data.spec == "fashion-mnist" and data.channels == 1 and len(data) == 256
-    test = load_dataset(f"fashion-mnist:{DEBIAN_FASHION_MNIST}", image_size=64, channels=3, max_images=8, split="test")
-    assert test.images.shape == (8, 3, 64, 64)
-    assert torch.equal(test.images[:, 0], test.images[:, 2])  # grey replicated to RGB
-
-
-def test_fashion_mnist_written_idx_gz_and_raw(tmp_path):
-    rng = np.random.default_rng(0)
-    train, train_labels = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.array([0, 1, 2, 3, 9], dtype=np.uint8)
-    test, test_labels = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), np.array([4, 5, 6], dtype=np.uint8)
-    write_fashion(tmp_path, "train", train, train_labels, gz=True)
-    write_fashion(tmp_path, "t10k", test, test_labels, gz=False)
-
-    data = load_dataset(f"fashion-mnist:{tmp_path}", image_size=28)  # 28 px: no resize, exact pixels
-    assert torch.equal(data.images[:, 0], torch.from_numpy(train))
-    assert data.labels.tolist() == [0, 1, 2, 3, 9]
-    raw = load_dataset(f"fashion-mnist:{tmp_path}", image_size=28, split="test")
-    assert torch.equal(raw.images[:, 0], torch.from_numpy(test)) and raw.labels.tolist() == [4, 5, 6]
-    both = load_dataset(f"fashion-mnist:{tmp_path}", image_size=32, split="all", max_images=6)
-    assert both.images.shape == (6, 1, 32, 32) and both.labels.tolist() == [0, 1, 2, 3, 9, 4]
-    with pytest.raises(DatasetError, match="no 'val' split"):
-        load_dataset(f"fashion-mnist:{tmp_path}", split="val")
-
-
-def test_fashion_mnist_broken_files(tmp_path):
-    images, labels = np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint8)
-    write_fashion(tmp_path, "train", images, labels, gz=True)
-    image_file = tmp_path / "train-images-idx3-ubyte.gz"
-
-    # data cut short: the header promises 4 images
-    image_file.write_bytes(gzip.compress(idx_bytes(images)[:-100]))
-    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz.*truncated"):
-        load_dataset(f"fashion-mnist:{tmp_path}")
-    # the gzip stream itself cut in half
-    image_file.write_bytes(gzip.compress(idx_bytes(images))[:40])
-    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz"):
-        load_dataset(f"fashion-mnist:{tmp_path}")
-    # not IDX at all
-    image_file.write_bytes(gzip.compress(b"<html>not found</html>"))
-    with pytest.raises(DatasetError, match="not an IDX file"):
-        load_dataset(f"fashion-mnist:{tmp_path}")
-    # labels for fewer images than there are
-    write_fashion(tmp_path, "train", images, labels[:3], gz=True)
-    with pytest.raises(DatasetError, match="4 images but .* 3 labels"):
-        load_dataset(f"fashion-mnist:{tmp_path}")
-    # missing file
-    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DatasetError, match="no train-labels-idx1-ubyte"):
-        load_dataset(f"fashion-mnist:{tmp_path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,13 +131,34 @@ def test_celeba_errors(tmp_path):
         load_dataset(f"celeba:{tmp_path / 'bad'}")
 
 
+def test_celeba_annotations_in_latin1_or_with_a_bom(tmp_path):
+    names = [f"{k:06d}.jpg" for k in range(1, 4)]
+    rows = attribute_rows(names)
+    write_celeba(tmp_path / "latin1", "official", names, rows)
+    attr = tmp_path / "latin1" / "list_attr_celeba.txt"
+    # An editor re-saved it in Latin-1 and renamed one attribute "Lächeln" (0xE4 is not UTF-8).
+    text = attr.read_text().replace("Smiling", "L\u00e4cheln")
+    attr.write_bytes(text.encode("latin-1"))
+    data = load_dataset(f"celeba:{tmp_path / 'latin1'}", image_size=16)
+    assert data.attribute_names[CELEBA_ATTRIBUTES.index("Smiling")] == "L\u00e4cheln" and len(data) == 3
+
+    # Kaggle's CSV saved with a UTF-8 byte-order mark: the header still starts with image_id.
+    write_celeba(tmp_path / "bom", "kaggle", names, rows, {name: 0 for name in names})
+    for name in ("list_attr_celeba.csv", "list_eval_partition.csv"):
+        path = tmp_path / "bom" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    bom = load_dataset(f"celeba:{tmp_path / 'bom'}", image_size=16)
+    assert bom.attribute_names == CELEBA_ATTRIBUTES and torch.equal(bom.attributes, data.attributes)
+    # A header that is really wrong says what it found.
+    path = tmp_path / "bom" / "list_attr_celeba.csv"
+    path.write_text("id,Smiling\n000001.jpg,1\n")
+    with pytest.raises(DatasetError, match="expected a header line starting with image_id, found 'id'"):
+        load_dataset(f"celeba:{tmp_path / 'bom'}", image_size=16)
+
+
 # ---------------------------------------------------------------------------------------------
 # Image folders
 # ---------------------------------------------------------------------------------------------
-
-
-def rgb(width: int, height: int, colour=(200, 30, 60)) -> Image.Image:
-    return Image.new("RGB", (width, height), colour)
 
 
 def make_messy_folder(root: Path) -> None:
@@ -296,7 +227,7 @@ def test_folder_huge_images_are_skipped(tmp_path, monkeypatch):
     data = load_dataset(f"folder:{tmp_path}", image_size=8)
     assert len(data) == 2 and data.skipped == {"too large": 1}
 
-    monkeypatch.setattr(readers, "MAX_IMAGE_PIXELS", 1000)  # 40x30 = 1200 pixels is now too large
+    monkeypatch.setattr(decode, "MAX_IMAGE_PIXELS", 1000)  # 40x30 = 1200 pixels is now too large
     data = load_dataset(f"folder:{tmp_path}", image_size=8)
     assert len(data) == 1 and data.skipped == {"too large": 2}
 
@@ -308,101 +239,6 @@ def test_folder_errors(tmp_path):
     (tmp_path / "broken.jpg").write_text("nope")
     with pytest.raises(DatasetError, match="none of the 2 image files could be decoded"):
         load_dataset(f"folder:{tmp_path}")
-
-
-# ---------------------------------------------------------------------------------------------
-# CIFAR-10 and LSUN
-# ---------------------------------------------------------------------------------------------
-
-def test_cifar10_python_batches(tmp_path, monkeypatch):
-    pixels = write_cifar(tmp_path / "cifar-10-batches-py")
-    # The written batches cannot match torchvision's md5 sums of the real files: accept any file
-    # that exists (the md5 check itself is torchvision's, exercised below by its failure).
-    import torchvision.datasets.cifar as tv_cifar
-
-    with monkeypatch.context() as patch:
-        patch.setattr(tv_cifar, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath))
-        train = load_dataset(f"cifar10:{tmp_path}", image_size=32)
-        assert train.images.shape == (10, 3, 32, 32) and torch.equal(train.images, torch.from_numpy(pixels[:10]))
-        assert train.class_names == CIFAR_CLASSES and train.labels.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
-        test = load_dataset(f"cifar10:{tmp_path / 'cifar-10-batches-py'}", image_size=64, channels=1, split="test")
-        assert test.images.shape == (2, 1, 64, 64) and test.labels.tolist() == [5, 6]
-        assert len(load_dataset(f"cifar10:{tmp_path}", image_size=32, split="all", max_images=11)) == 11
-
-    with pytest.raises(DatasetError, match="unmodified files"):  # md5 check on: the fake batches fail it
-        load_dataset(f"cifar10:{tmp_path}")
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
-    with pytest.raises(DatasetError, match="missing CIFAR-10 file.*data_batch_3"):
-        load_dataset(f"cifar10:{tmp_path}")
-
-
-def test_lsun_lmdb_without_lmdb_package(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lmdb", None)  # make `import lmdb` fail even where it is installed
-    (tmp_path / "bedroom_train_lmdb").mkdir()
-    (tmp_path / "bedroom_train_lmdb" / "data.mdb").write_bytes(b"\x00" * 64)
-    with pytest.raises(DatasetError, match="pip install lmdb"):
-        load_dataset(f"lsun:{tmp_path}")
-
-
-def test_lsun_exported_jpeg_folder(tmp_path):
-    for category, colour in (("bedroom", (10, 20, 30)), ("tower", (200, 100, 0))):
-        (tmp_path / category).mkdir()
-        for i in range(3):
-            rgb(48, 32, colour).save(tmp_path / category / f"{i}.jpg")
-    data = load_dataset(f"lsun:{tmp_path}", image_size=16)
-    assert data.class_names == ["bedroom", "tower"] and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
-    only = load_dataset(f"lsun:{tmp_path}:tower", image_size=16)
-    assert only.class_names == ["tower"] and len(only) == 3
-    with pytest.raises(DatasetError, match="no image subfolder named kitchen"):
-        load_dataset(f"lsun:{tmp_path}:kitchen")
-
-
-def fake_lmdb_module() -> types.ModuleType:
-    """Just enough of the lmdb API for torchvision's LSUN: each "database" is a folder of JPEG files."""
-
-    class Txn:
-        def __init__(self, root):
-            self.files = sorted(Path(root).glob("*.jpg"))
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def stat(self):
-            return {"entries": len(self.files)}
-
-        def cursor(self):
-            return types.SimpleNamespace(iternext=lambda keys=True, values=False: iter(f.name.encode() for f in self.files))
-
-        def get(self, key):
-            return next(f for f in self.files if f.name.encode() == key).read_bytes()
-
-    module = types.ModuleType("lmdb")
-    module.open = lambda root, **kwargs: types.SimpleNamespace(begin=lambda write=False: Txn(root))
-    return module
-
-
-def test_lsun_lmdb_through_torchvision(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lmdb", fake_lmdb_module())
-    monkeypatch.chdir(tmp_path)  # torchvision writes its key cache file into the current directory
-    root = tmp_path / "lsun"
-    for category, count in (("bedroom", 3), ("tower", 2)):
-        (root / f"{category}_train_lmdb").mkdir(parents=True)
-        for i in range(count):
-            rgb(60, 40).save(root / f"{category}_train_lmdb" / f"{i}.jpg")
-    (root / "tower_val_lmdb").mkdir()
-    data = load_dataset(f"lsun:{root}", image_size=16)
-    assert data.images.shape == (5, 3, 16, 16)
-    assert data.class_names == ["bedroom", "tower"] and data.labels.tolist() == [0, 0, 0, 1, 1]
-    towers = load_dataset(f"lsun:{root}:tower", image_size=16, max_images=1)
-    assert towers.class_names == ["tower"] and len(towers) == 1
-    with pytest.raises(DatasetError, match="kitchen_train_lmdb"):
-        load_dataset(f"lsun:{root}:kitchen")
-    (root / "tower_val_lmdb" / "0.jpg").write_bytes((root / "tower_train_lmdb" / "0.jpg").read_bytes())
-    every = load_dataset(f"lsun:{root}:tower", image_size=16, split="all")
-    assert every.class_names == ["tower_train", "tower_val"] and every.labels.tolist() == [0, 0, 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,9 +261,20 @@ def test_synthetic_faces(tmp_path, monkeypatch):
     assert grey.images.shape == (6, 1, 32, 32)
 
 
+def test_synthetic_faces_size_is_bounded_before_rendering(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(DatasetError, match=r"synthetic-faces:99999999999999 rendered at 64 px needs 1\.26e\+09 GB, more than"):
+        load_dataset("synthetic-faces:99999999999999")
+    from training.run import main
+
+    for dry_run in ([], ["--dry-run"]):
+        assert main(["--dataset", "synthetic-faces:99999999999999", "--out", str(tmp_path / "run"), "--device", "cpu", *dry_run]) == 2
+    assert time.perf_counter() - start < 10 and not (tmp_path / "run").exists()
+
+
 def test_shared_crop_resize_helper():
     images = torch.arange(2 * 3 * 20 * 30, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(2, 3, 20, 30)
-    out = readers.center_crop_resize(images, 20)
+    out = center_crop_resize(images, 20)
     assert torch.equal(out, images[..., 5:25])  # the centred 20x20 square, no resize
-    assert readers.center_crop_resize(images, 8).shape == (2, 3, 8, 8)
-    assert readers.center_crop_resize(images[0], 8, crop=10).shape == (3, 8, 8)
+    assert center_crop_resize(images, 8).shape == (2, 3, 8, 8)
+    assert center_crop_resize(images[0], 8, crop=10).shape == (3, 8, 8)

@@ -12,7 +12,6 @@ from explorer.directions import (
     attribute_directions,
     compute_directions,
     conditional_direction,
-    fit_attribute_probe,
     ganspace_directions,
     load_directions,
     orthogonalize,
@@ -20,6 +19,7 @@ from explorer.directions import (
     sefa_directions,
 )
 from explorer.features import discriminator_features, feature_dim
+from explorer.probe import fit_attribute_probe
 from explorer.generate import realism
 from explorer.model import DCGANConfig, Discriminator, Generator
 
@@ -198,7 +198,7 @@ def test_folded_probe_predicts_what_the_sklearn_pipeline_does(classes):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from explorer.directions import Probe, fold_linear_probe
+    from explorer.probe import Probe, fold_linear_probe
 
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, rng.uniform(0.5, 4, 40), (300, 40))  # features with offsets and uneven scales
@@ -219,7 +219,8 @@ def test_folded_probe_predicts_what_the_sklearn_pipeline_does(classes):
 
 
 def test_probe_file_round_trip_and_refusals(D, tmp_path):
-    from explorer.directions import load_probe, save_npz, save_probe
+    from explorer.npzfile import save_npz
+    from explorer.probe import load_probe, save_probe
 
     probe = fit_attribute_probe(D, brightness_dataset(kind="class"), max_per_class=80)  # two classes: the sigmoid case
     save_probe(tmp_path / "probe.npz", probe)

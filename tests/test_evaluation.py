@@ -160,6 +160,20 @@ def test_shipped_eval_nets_match_their_datasets():
         assert main_metric > 0.85, info.accuracy  # a scorer worth trusting
 
 
+def test_shipped_clean_face_checker_tells_renders_from_blends():
+    from explorer.evaluation.clean_face import blends, is_clean
+    from explorer.evaluation.eval_net import EVAL_NETS_ROOT
+    from explorer.datasets import load_dataset
+
+    net, info = load_eval_net(EVAL_NETS_ROOT / "synthetic-faces-64-clean")
+    assert info.accuracy["Single_Clean_Face"] > 0.95
+    renders = load_dataset("synthetic-faces:200", 64, split="test").images  # held-out renders, another seed
+    assert is_clean(net, renders[:100]).mean() > 0.9
+    assert is_clean(net, blends(renders, 100, seed=7)).mean() < 0.1
+    with pytest.raises(ValueError, match="not a clean-face checker"):
+        is_clean(load_eval_net(find_eval_net("synthetic-faces", 64, 3))[0], renders[:2])
+
+
 # ----------------------------------------------------------------------------------------------- arithmetic
 
 
@@ -246,8 +260,60 @@ def test_arithmetic_protocol_on_a_toy_generator_with_a_known_answer():
     assert results["_summary"]["probe"]["z"]["10"] == 1.0 > results["_summary"]["probe"]["z"]["1"]
     assert evaluation.figures[("smile", "probe", 1)]["z"].shape == (9, 1, 4, 4)
     assert "| smiling woman - neutral woman + neutral man = smiling man | probe | 10 | 100%" in ae.format_table(results)
+    assert results["_protocol"]["clean_check"] is False
+    assert ten["z"]["success"] == ten["z"]["success_unchecked"] and ten["z"]["clean"]["rate"] == 1.0  # no checker: all count
     with pytest.raises(ValueError, match="selections"):
         ae.evaluate_arithmetic(_ToyFaces(), None, None, None, selections=("magic",), labeller=_toy_labeller, judge=_toy_judge)
+
+
+class _MarkedFaces(_ToyFaces):
+    """_ToyFaces plus a consistency mark a real face has and a pixel blend breaks: pixel (1, 1) = pixel (1, 2) squared."""
+
+    def forward(self, z):
+        image = super().forward(z)
+        image[:, 0, 1, 2] = torch.tanh(z[:, 4])
+        image[:, 0, 1, 1] = torch.tanh(z[:, 4]) ** 2
+        return image
+
+
+def _marked_clean(images):
+    return np.abs(images[:, 0, 1, 1].numpy() - images[:, 0, 1, 2].numpy() ** 2) < 1e-4
+
+
+def test_pixel_blends_must_pass_the_clean_face_check():
+    results = ae.evaluate_arithmetic(
+        _MarkedFaces(), None, None, None, ks=(3,), trials=10, pool=400, expressions=(ae.EXPRESSIONS[0],),
+        labeller=_toy_labeller, judge=_toy_judge, clean=_marked_clean, selections=("probe",),
+    ).results
+    row = results["smile"]["by_selection"]["probe"]["by_k"]["3"]
+    assert results["_protocol"]["clean_check"] is True and results["smile"]["chance"]["clean"] == 1.0
+    assert row["z"]["clean"]["rate"] == 1.0 and row["z"]["success"] == row["z"]["success_unchecked"]
+    # z results are counted whatever the checker says of them (it judges G's quality, not the arithmetic)
+    dirty = ae.evaluate_arithmetic(
+        _MarkedFaces(), None, None, None, ks=(3,), trials=4, pool=400, expressions=(ae.EXPRESSIONS[0],),
+        labeller=_toy_labeller, judge=_toy_judge, clean=lambda images: np.zeros(len(images), bool), selections=("probe",),
+    ).results["smile"]["by_selection"]["probe"]["by_k"]["3"]
+    assert dirty["z"]["clean"]["rate"] == 0.0 and dirty["z"]["success"] == dirty["z"]["success_unchecked"]
+    assert dirty["pixel"]["success"]["rate"] == 0.0
+    # the blends get the attributes right (the toy is linear) but are not one clean face
+    assert row["pixel"]["success_unchecked"]["rate"] >= 0.5
+    assert row["pixel"]["clean"]["rate"] == 0.0 and row["pixel"]["success"]["rate"] == 0.0
+    assert row["neighbourhood_variation"] > 1.0  # the jittered neighbours differ from G(Y) by > 1 level of 255
+
+
+def test_blends_of_real_images_look_like_the_baseline():
+    from explorer.evaluation.clean_face import CLEAN_ATTRIBUTE, blends, clean_face_dataset
+    from explorer.datasets import ImageDataset
+
+    faces = torch.randint(0, 256, (12, 3, 8, 8), dtype=torch.uint8)
+    mixed = blends(faces, 20, seed=3)
+    assert mixed.shape == (20, 3, 8, 8) and mixed.dtype == torch.uint8
+    assert not any(torch.equal(m, f) for m in mixed for f in faces)  # every blend differs from every face
+    assert torch.equal(mixed, blends(faces, 20, seed=3))  # deterministic in the seed
+    data = clean_face_dataset(ImageDataset(images=faces, spec="toy"), n_blends=12)
+    assert data.attribute_names == [CLEAN_ATTRIBUTE] and data.attributes[:, 0].tolist() == [1] * 12 + [0] * 12
+    with pytest.raises(ValueError, match="at least 9"):
+        blends(faces[:4], 2)
 
 
 def test_oracle_selection_reports_concepts_nobody_matches():

@@ -9,7 +9,7 @@ from PIL import Image
 
 from explorer import featuremap
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
-from explorer.directions import fit_attribute_probe
+from explorer.probe import fit_attribute_probe
 from explorer.featuremap import (
     UNKNOWN,
     FeatureMap,

@@ -18,7 +18,8 @@ from torch import nn
 
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
 from explorer.model import DCGANConfig, Generator
-from training.import_checkpoint import main, sha256_file
+from explorer.fsio import sha256_file
+from training.import_checkpoint import main
 
 NZ, NGF, NDF = 16, 8, 8
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from explorer import encoder as encoder_module
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
-from explorer.datasets.readers import decode_image_file
+from explorer.datasets.decode import decode_image_file
 from explorer.encoder import EncoderTraining, cached_encoder, load_encoder, load_or_train_encoder, train_encoder
 from explorer.invert import (
     InputImageError,

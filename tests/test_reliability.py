@@ -1,4 +1,4 @@
-"""Issue 7, reliability and security: faults, bad input and hostile files. One place that proves each guarantee.
+"""Issues 7 and 12, reliability and security: faults, bad input and hostile files. One place that lists each guarantee.
 
 Where a guarantee was already proved elsewhere, that test is listed here and not repeated.
 
@@ -23,6 +23,20 @@ Hostile checkpoints are refused with a clear message, no code runs, the app keep
     ::test_pointer_outside_run_and_missing_paths
     test_app.py::test_typed_path_outside_the_checkpoints_folder_is_refused, ::test_garbage_file_and_broken_run_give_clear_errors
     test_video_registry_urlstate.py::test_resolve_user_path_confines_paths_to_the_checkpoints_folder (symlinks, "..", "~")
+    test_hostile_checkpoints.py: crafted meta.json values (Infinity, 1e30, 2**61, [], format 0, deep nesting) refused
+    by the one validation, a seeded fuzz of 400 documents, the listing never raising, links out of a checkpoint,
+    FIFOs, /dev/zero and /proc files never read
+
+User files are never overwritten or deleted (issue 12)
+    test_cli_guards.py::test_out_with_user_files_is_refused_and_left_untouched, ::test_out_naming_a_file_fails_before_the_data_loads,
+    ::test_the_marker_is_the_first_thing_written_into_a_new_or_empty_folder, ::test_a_run_from_before_markers_resumes_and_is_adopted,
+    ::test_export_refuses_a_folder_it_did_not_write_and_deletes_nothing
+
+Crafted options and run files give exit 2 and a short message, sizes are bounded before work (issue 12)
+    test_cli_guards.py::test_huge_and_malformed_numbers_exit_2_quickly_with_short_messages, ::test_model_too_large_for_memory_is_refused_before_allocating,
+    ::test_dataset_smaller_than_one_batch_exits_2, ::test_tampered_config_json_on_resume_is_a_clear_exit_2,
+    ::test_a_fifo_for_config_json_is_refused_without_blocking, ::test_tampered_resume_state_is_a_clear_exit_2
+    test_cli_guards.py::test_temp_files_of_killed_writers_are_removed_on_resume, ::test_an_aside_copy_of_a_killed_exchange_is_moved_back
 
 Bad data is skipped and counted or refused, never a hang or an OOM
     test_datasets.py::test_folder_with_classes_and_broken_files                   (truncated, zero-byte, non-image)
@@ -45,7 +59,8 @@ Under load (5-minute soaks; results in BENCHMARKS.md)
     test_gradio_session_state_is_bounded                                          (this file: the leak the soak found)
 
 Disk full: a failed checkpoint write keeps the previous one and says so
-    test_disk_full_during_training_stops_cleanly_and_resume_finishes              (this file, two failure points)
+    test_disk_full_during_training_stops_cleanly_and_resume_finishes              (this file, four writers' failures)
+    test_a_real_full_tmpfs_stops_with_exit_4_at_each_writer                       (this file, a real 2 MB tmpfs)
     test_checkpoint.py::test_failed_write_keeps_previous_checkpoint
 """
 from __future__ import annotations
@@ -60,6 +75,7 @@ import random
 import shutil
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -67,11 +83,15 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import explorer.checkpoint as ckpt
+import explorer.fsio as fsio
+import training.gan as gan
 import training.loop as loop
 from bench.kill_resume import kill_loop
-from explorer.checkpoint import CheckpointError, latest_snapshot, load_checkpoint
+from explorer.checkpoint import CheckpointError, load_checkpoint
+from explorer.datasets import ImageDataset
 from explorer.model import Discriminator
-from explorer.rundir import read_history
+from explorer.rundir import LATEST_FILE, latest_snapshot, read_history
+from training.config import TrainConfig
 from training.run import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,20 +140,20 @@ def test_history_survives_a_torn_last_line(tmp_path):
 # ----------------------------------------------------------------------------------------------- divergence
 
 
-def _config(out: Path, **kw) -> loop.TrainConfig:
+def _config(out: Path, **kw) -> TrainConfig:
     base = dict(out=str(out), image_size=32, g_width=8, d_width=8, z_dim=16, batch_size=8, epochs=None, max_steps=20,
                 log_every=1, checkpoint_every=2)
-    return loop.TrainConfig(**{**base, **kw})
+    return TrainConfig(**{**base, **kw})
 
 
-def _dataset(n=32, value=None) -> loop.ImageDataset:
+def _dataset(n=32, value=None) -> ImageDataset:
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    return loop.ImageDataset(images=images if value is None else torch.full_like(images, value), spec="random")
+    return ImageDataset(images=images if value is None else torch.full_like(images, value), spec="random")
 
 
 def test_generator_weights_turning_nan_stop_before_they_are_saved(tmp_path, monkeypatch):
     """G's weights become NaN in the update that ends a window; that window's losses are still finite."""
-    real_make_adam = loop.make_adam
+    real_make_adam = gan.make_adam
     made = []
 
     def make_adam(params, config, device):
@@ -155,8 +175,8 @@ def test_generator_weights_turning_nan_stop_before_they_are_saved(tmp_path, monk
             optimizer.step = poisoned_step
         return optimizer
 
-    monkeypatch.setattr(loop, "make_adam", make_adam)
-    with pytest.raises(loop.TrainingDiverged, match="not finite") as info:
+    monkeypatch.setattr(gan, "make_adam", make_adam)
+    with pytest.raises(gan.TrainingDiverged, match="not finite") as info:
         loop.train(_config(tmp_path / "run"), _dataset())
     assert "stopped at step 6" in str(info.value) and "step-00000004" in str(info.value)
     assert load_checkpoint(tmp_path / "run").step == 4  # the NaN weights of step 6 were never written
@@ -172,8 +192,8 @@ class _WinningDiscriminator(Discriminator):
 
 
 def test_discriminator_winning_outright_stops_a_real_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "Discriminator", _WinningDiscriminator)
-    with pytest.raises(loop.TrainingDiverged, match="won outright for 3 log windows") as info:
+    monkeypatch.setattr(gan, "Discriminator", _WinningDiscriminator)
+    with pytest.raises(gan.TrainingDiverged, match="won outright for 3 log windows") as info:
         loop.train(_config(tmp_path / "run", d_win_patience=3), _dataset(value=255))
     message = str(info.value)
     assert "D(x)=1.000" in message and "D(G(z))=0.0000" in message and "loss_g=20" in message
@@ -190,7 +210,7 @@ def test_mode_collapse_stops_a_real_run_with_exit_code_3(tmp_path, monkeypatch, 
         calls[0] += 1
         return images[:1].expand_as(images).clone() if calls[0] >= 5 else images
 
-    class Guard(loop.DivergenceGuard):
+    class Guard(gan.DivergenceGuard):
         # collapse_std is not a CLI flag; a tiny net's first samples spread only ~1e-4, below the default
         def __init__(self, config):
             super().__init__(dataclasses.replace(config, collapse_std=2e-5))
@@ -425,29 +445,45 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("where", ["weights", "pointer"])
+def _fail_from_call(n: int, real, failure):
+    """`real`, except that its n-th and later calls raise `failure` (a disk that has just filled up)."""
+    calls = [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] >= n:
+            raise failure
+        return real(*args, **kwargs)
+
+    return failing
+
+
+@pytest.mark.parametrize("where", ["weights", "safetensors-error", "torch-save", "pointer"])
 def test_disk_full_during_training_stops_cleanly_and_resume_finishes(tmp_path, monkeypatch, capsys, where):
-    """ENOSPC on the 3rd snapshot (in a weight file, or when latest.json moves): exit 4, previous snapshot intact."""
+    """ENOSPC on the 3rd snapshot, as each writer reports it: an OSError from a weight file or from moving
+    latest.json, safetensors' SafetensorError, torch.save's RuntimeError. Exit 4, previous snapshot intact."""
+    from safetensors import SafetensorError
+
     out = tmp_path / "run"
-    if where == "weights":
-        real, calls = ckpt.save_file, [0]
-
-        def failing(*args, **kwargs):
-            calls[0] += 1
-            return _disk_full() if calls[0] > 4 else real(*args, **kwargs)  # 2 files per snapshot
-
-        monkeypatch.setattr(ckpt, "save_file", failing)
+    if where in ("weights", "safetensors-error"):  # 2 weight files per snapshot: the 5th call is the 3rd snapshot's
+        failure = OSError(errno.ENOSPC, "No space left on device") if where == "weights" else SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)")
+        monkeypatch.setattr(ckpt, "save_file", _fail_from_call(5, ckpt.save_file, failure))
+    elif where == "torch-save":  # what torch.save raises when the disk fills mid-file
+        failure = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        monkeypatch.setattr(torch, "save", _fail_from_call(3, torch.save, failure))
+        monkeypatch.setattr(os, "statvfs", lambda path: types.SimpleNamespace(f_bavail=0, f_frsize=4096))  # a full disk
     else:
-        real, calls = ckpt.atomic_write_bytes, [0]
+        real, calls = fsio.atomic_write_bytes, [0]
 
         def failing(path, data):
-            if Path(path).name == ckpt.LATEST_FILE:
+            if Path(path).name == LATEST_FILE:
                 calls[0] += 1
                 if calls[0] > 2:
                     return _disk_full()
             return real(path, data)
 
-        monkeypatch.setattr(ckpt, "atomic_write_bytes", failing)
+        monkeypatch.setattr(fsio, "atomic_write_bytes", failing)
     assert _train(out, "--max-steps", "8", "--checkpoint-every", "2") == 4
     err = capsys.readouterr().err
     assert "No space left on device" in err and "previous checkpoint" in err and "step-00000004 is intact" in err, err
@@ -460,3 +496,56 @@ def test_disk_full_during_training_stops_cleanly_and_resume_finishes(tmp_path, m
     assert load_checkpoint(out).step == 8
     assert [h["step"] for h in read_history(out)] == list(range(1, 9))
     assert all(math.isfinite(h["loss_d"]) for h in read_history(out))
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A real 2 MB tmpfs (needs root and mount rights; skipped elsewhere), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill_leaving(folder: Path, free_bytes: int) -> Path:
+    """A filler file that leaves about `free_bytes` free on folder's file system."""
+    usage = os.statvfs(folder)
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, usage.f_bavail * usage.f_frsize - free_bytes))
+    return filler
+
+
+def test_a_real_full_tmpfs_stops_with_exit_4_at_each_writer(small_tmpfs, capsys):
+    """Fill a real tmpfs so the next snapshot fails inside a weight file (safetensors) or inside resume.pt
+    (torch.save): exit 4, the message names the intact snapshot, nothing half-written stays; after space
+    is freed, --resume finishes."""
+    out = small_tmpfs / "run"
+    assert _train(out, "--max-steps", "2", "--checkpoint-every", "2") == 0
+    snapshot = latest_snapshot(out)
+    pages = {f.name: -(-f.stat().st_size // 4096) for f in snapshot.iterdir()}
+    # free space, in 4 KB pages, at which the step-4 snapshot fails in G's weights / in resume.pt; 4 pages of
+    # slack for what the resumed run rewrites first (config.json, history.jsonl) and meta.json
+    cases = {
+        "generator.safetensors": 4 + pages["generator.safetensors"] // 2,
+        "resume.pt": 4 + pages["generator.safetensors"] + pages["discriminator.safetensors"] + pages["resume.pt"] // 2,
+    }
+    for writer, free_pages in cases.items():
+        filler = _fill_leaving(small_tmpfs, free_pages * 4096)
+        code = main(["--out", str(out), "--resume", "--max-steps", "8", "--checkpoint-every", "2", "--no-progress", "--no-tensorboard"])
+        err = capsys.readouterr().err
+        assert code == 4, err
+        assert f"No space left on device while writing {writer}" in err, err
+        assert "step-00000002 is intact" in err and "continue from the last checkpoint" in err, err
+        assert "Traceback" not in err
+        assert latest_snapshot(out) == snapshot and load_checkpoint(out).step == 2
+        assert not list((out / "snapshots").glob(".tmp-*")), "no half-written snapshot is left"
+        filler.unlink()
+    assert main(["--out", str(out), "--resume", "--max-steps", "8", "--checkpoint-every", "2", "--no-progress", "--no-tensorboard"]) == 0
+    assert load_checkpoint(out).step == 8 and [h["step"] for h in read_history(out)] == list(range(1, 9))

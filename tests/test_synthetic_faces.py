@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from explorer.datasets import face_drawing
 from explorer.datasets import synthetic_faces as sf
 
 # Pixel boxes (rows, cols) of a 64 px face posed by _posed(): head centred, scale 1, no yaw/roll.
@@ -100,7 +101,7 @@ def test_row_bands_and_face_subsets_change_no_pixel(monkeypatch):
     for size in (32, 64):
         banded = sf.render(params, size)
         with monkeypatch.context() as m:
-            m.setattr(sf._Window, "rows", lambda self, y_lo, y_hi: slice(None))
+            m.setattr(face_drawing.Window, "rows", lambda self, y_lo, y_hi: slice(None))
             full = sf.render(params, size)
         np.testing.assert_array_equal(banded, full)
 

@@ -12,9 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import training.distributed as distributed
+import training.gan as gan
 import training.loop as loop
-from explorer.checkpoint import latest_snapshot, load_checkpoint, read_meta
+from explorer.checkpoint import load_checkpoint, read_meta
 from explorer.datasets import ImageDataset
+from explorer.rundir import latest_snapshot
 from tests import fakedata
 from training.config import TrainConfig
 from training.run import main
@@ -195,7 +198,7 @@ def _random_dataset(n=32) -> ImageDataset:
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real_loss = loop.generator_loss
+    real_loss = gan.generator_loss
     calls = {"n": 0}
 
     def poisoned(d_fake, loss):
@@ -203,15 +206,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         value = real_loss(d_fake, loss)
         return value * float("nan") if calls["n"] > 5 else value
 
-    monkeypatch.setattr(loop, "generator_loss", poisoned)
-    with pytest.raises(loop.TrainingDiverged, match="non-finite loss") as info:
+    monkeypatch.setattr(gan, "generator_loss", poisoned)
+    with pytest.raises(gan.TrainingDiverged, match="non-finite loss") as info:
         loop.train(_tiny_config(tmp_path / "run"), _random_dataset())
     assert "step-00000004" in str(info.value)
     assert load_checkpoint(tmp_path / "run").step == 4  # the step-6 state (NaN weights) was never saved
 
 
 def test_discriminator_winning_outright_stops(tmp_path):
-    guard = loop.DivergenceGuard(_tiny_config(tmp_path, d_win_patience=3))
+    guard = gan.DivergenceGuard(_tiny_config(tmp_path, d_win_patience=3))
     winning = {"loss_d": 0.001, "loss_g": 12.0, "d_real": 0.999, "d_fake": 0.0005}
     assert guard.check_window(winning) is None and guard.check_window(winning) is None
     assert "won outright" in guard.check_window(winning)
@@ -219,12 +222,12 @@ def test_discriminator_winning_outright_stops(tmp_path):
 
 
 def test_mode_collapse_detected_only_after_diversity_falls():
-    guard = loop.DivergenceGuard(TrainConfig(collapse_std=0.02))
+    guard = gan.DivergenceGuard(TrainConfig(collapse_std=0.02))
     assert guard.check_diversity(0.001) is None  # an untrained G in eval mode: near-constant, not a collapse
     assert guard.check_diversity(0.3) is None
     assert "mode collapse" in guard.check_diversity(0.005)
     same = torch.zeros(8, 3, 4, 4)
-    assert loop.sample_diversity(same) == 0.0
+    assert gan.sample_diversity(same) == 0.0
 
 
 def test_bf16_autocast_and_hinge_loss_on_cpu(tmp_path):
@@ -234,12 +237,12 @@ def test_bf16_autocast_and_hinge_loss_on_cpu(tmp_path):
 
 
 def test_cuda_branches_resolve_clearly_on_cpu():
-    assert loop.resolve_device("cpu").type == "cpu"
-    assert loop.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert distributed.resolve_device("cpu").type == "cpu"
+    assert distributed.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="fp16"):
-        loop.check_amp("fp16", torch.device("cpu"))
-    loop.check_amp("bf16", torch.device("cpu"))
-    dist_info = loop.distributed_from_env()
+        distributed.check_amp("fp16", torch.device("cpu"))
+    distributed.check_amp("bf16", torch.device("cpu"))
+    dist_info = distributed.distributed_from_env()
     assert (dist_info.rank, dist_info.world_size) == (0, 1) and not dist_info.enabled
 
 
@@ -263,15 +266,56 @@ def test_export_cli_makes_small_flat_checkpoint(tmp_path):
 
 
 def test_conv_ceiling_counts_the_paper_step(tmp_path):
-    """bench/conv_ceiling's FLOP count of one 64 px step (the number BENCHMARKS.md's ceiling divides by)."""
+    """bench/conv_ceiling: the step's FLOPs and its conv units (the ceiling BENCHMARKS.md compares the step with)."""
     from bench.conv_ceiling import main as ceiling_main
 
     out = tmp_path / "ceiling.json"
     assert ceiling_main(["--batch-size", "2", "--repeats", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    # 5 convs in G and 5 in D at 64 px, each timed at its own training shape
-    assert [row["layer"][0] for row in result["layers"]] == ["G"] * 5 + ["D"] * 5
-    assert result["layers"][1]["input"] == [2, 512, 4, 4]
+    # G's 5 convs once (weight grads; input grads but for z), D's 5 on real and fake (weight grads), and once in
+    # the G step through the frozen D (input grads only)
+    units = [(u["layer"][0], u["grads"], u["per_step"]) for u in result["units"]]
+    assert units == [("G", "dw", 1)] + [("G", "dx+dw", 1)] * 4 + [("D", "dw", 2), ("D", "dx", 1)] + [("D", "dx+dw", 2), ("D", "dx", 1)] * 4
+    assert result["units"][1]["input"] == [2, 512, 4, 4]
+    seconds = sum(u["ms"] * u["per_step"] for u in result["units"]) / 1e3
+    assert result["ceiling_img_per_s"] == pytest.approx(2 / seconds)
     # FLOPs scale with the batch: 2.27 GFLOP per image, as at batch 128
     assert result["gflop_per_image"] == pytest.approx(291.2 / 128, rel=0.01)
-    assert result["step_img_per_s"] > 0 and result["ceiling_img_per_s"] > 0
+    assert result["step_img_per_s"] > 0 and result["host"]["cpu_model"]
+
+
+def test_callbacks_receive_every_hook_in_order(tmp_path):
+    """The typed Callback interface: a subclass overrides only what it needs; train calls each hook in turn."""
+    from training.callbacks import Callback
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.calls = []
+
+        def on_start(self, state):
+            self.calls.append(("start", state.step))
+
+        def on_step(self, state):
+            self.calls.append(("step", state.step))
+
+        def on_log(self, state, metrics):
+            self.calls.append(("log", state.step, sorted(metrics)))
+
+        def on_samples(self, state, images, tag):
+            self.calls.append(("samples", tag, tuple(images.shape)))
+
+        def on_end(self, state):
+            self.calls.append(("end", state.step))
+
+    class OnlyEnd(Callback):  # every other hook is the base class's no-op
+        def on_end(self, state):
+            self.seen = state.step
+
+    recorder, only_end = Recorder(), OnlyEnd()
+    loop.train(_tiny_config(tmp_path / "run", max_steps=4, log_every=2, checkpoint_every=100), _random_dataset(), callbacks=[recorder, only_end])
+    metrics = ["d_fake", "d_real", "diversity", "epoch", "img_per_s", "loss_d", "loss_g"]
+    assert recorder.calls == [
+        ("start", 0), ("step", 1), ("step", 2), ("log", 2, metrics), ("step", 3), ("step", 4), ("log", 4, metrics),
+        ("samples", "epoch_001", (64, 3, 32, 32)), ("end", 4),
+    ]
+    assert only_end.seen == 4

@@ -1,19 +1,71 @@
-"""Training callbacks: progress bar, sample grids, metric history, TensorBoard, loss curves.
+"""Training callbacks: the hook interface, and the progress bar, sample grids, metric history, TensorBoard, loss curves.
 
 All run on rank 0 only and see metrics once per log window (no per-step host syncs).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from explorer.fsio import atomic_write_bytes
 from explorer.images import grid, save_png
-from explorer.rundir import CURVES_FILE, HISTORY_FILE, SAMPLES_DIR, TENSORBOARD_DIR, parse_history, read_history
+from explorer.rundir import CURVES_FILE, HISTORY_FILE, SAMPLES_DIR, TENSORBOARD_DIR, read_history
+
+if TYPE_CHECKING:
+    from training.loop import TrainState
 
 
-class ProgressBar:
+class Callback:
+    """The hooks `training.loop.train` calls, on rank 0 only. Each is a no-op here: override the ones you need."""
+
+    def on_start(self, state: TrainState) -> None:
+        """Before the first step (after --resume restored `state.step`)."""
+
+    def on_step(self, state: TrainState) -> None:
+        """After every optimizer step; nothing has been read back from the device."""
+
+    def on_log(self, state: TrainState, metrics: dict[str, float]) -> None:
+        """Once per log window: its mean losses, D outputs, img/s, epoch and sample diversity."""
+
+    def on_samples(self, state: TrainState, images: torch.Tensor, tag: str) -> None:
+        """At each epoch end and at the end: the fixed-noise grid (N, C, H, W) in [-1, 1], e.g. tag "epoch_003"."""
+
+    def on_end(self, state: TrainState) -> None:
+        """After the last step, or when a divergence guard stopped the run (`state.stop_reason` says why)."""
+
+
+class CallbackList(Callback):
+    """Several callbacks called in order, as one."""
+
+    def __init__(self, callbacks: Iterable[Callback] = ()):
+        self.callbacks = list(callbacks)
+
+    def on_start(self, state: TrainState) -> None:
+        for callback in self.callbacks:
+            callback.on_start(state)
+
+    def on_step(self, state: TrainState) -> None:
+        for callback in self.callbacks:
+            callback.on_step(state)
+
+    def on_log(self, state: TrainState, metrics: dict[str, float]) -> None:
+        for callback in self.callbacks:
+            callback.on_log(state, metrics)
+
+    def on_samples(self, state: TrainState, images: torch.Tensor, tag: str) -> None:
+        for callback in self.callbacks:
+            callback.on_samples(state, images, tag)
+
+    def on_end(self, state: TrainState) -> None:
+        for callback in self.callbacks:
+            callback.on_end(state)
+
+
+class ProgressBar(Callback):
     """tqdm bar over optimizer steps, with img/s and the last window's losses."""
 
     def __init__(self, disable: bool = False):
@@ -46,14 +98,14 @@ class ProgressBar:
             print(f"stopped: {state.stop_reason}")
 
 
-class SampleGrids:
+class SampleGrids(Callback):
     """A fixed-noise sample grid PNG per epoch under RUN/samples/ (the paper's figure style)."""
 
     def on_samples(self, state, images: torch.Tensor, tag: str) -> None:
         save_png(grid(images), Path(state.run_dir) / SAMPLES_DIR / f"{tag}.png")
 
 
-class MetricHistory:
+class MetricHistory(Callback):
     """Appends each log window to RUN/history.jsonl: the explorer's Model page and curves.png read it.
 
     On resume, entries past the resumed step (written after the last snapshot) are dropped so the
@@ -64,15 +116,15 @@ class MetricHistory:
         self.path = Path(state.run_dir) / HISTORY_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            kept = [json.dumps(entry) for entry in parse_history(self.path.read_text()) if entry["step"] <= state.step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [json.dumps(entry) for entry in read_history(state.run_dir) if entry["step"] <= state.step]
+            atomic_write_bytes(self.path, "".join(line + "\n" for line in kept).encode())
 
     def on_log(self, state, metrics) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": state.step, **metrics}) + "\n")
 
 
-class TensorBoard:
+class TensorBoard(Callback):
     """Scalars every log window and the sample grid per epoch, under RUN/tensorboard/."""
 
     def on_start(self, state) -> None:
@@ -91,7 +143,7 @@ class TensorBoard:
         self.writer.close()
 
 
-class LossCurves:
+class LossCurves(Callback):
     """RUN/curves.png at the end: losses and D outputs against step, from the whole history."""
 
     def on_end(self, state) -> None:
@@ -123,7 +175,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def default_callbacks(progress: bool = True, tensorboard: bool = True) -> list:
+def default_callbacks(progress: bool = True, tensorboard: bool = True) -> list[Callback]:
     callbacks = [ProgressBar(disable=not progress), SampleGrids(), MetricHistory(), LossCurves()]
     if tensorboard:
         callbacks.append(TensorBoard())

@@ -7,6 +7,10 @@ has continuous factors (synthetic faces: yaw, skin tone, hair colour...), a regr
 standardised factors, which makes the features see the things FID should compare. Accuracy is
 measured on the dataset's test split (or a held-out tenth of train where there is none) and
 written into evalnet.json.
+
+`--task clean-face` trains the arithmetic's single-clean-face checker instead
+(explorer.evaluation.clean_face): the same CNN with one head, real images against pixel blends of
+real images, written to checkpoints/eval-nets/KIND-SIZE-clean by default.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
+from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, clean_face_dataset
 from explorer.evaluation.eval_net import (
     EvalNet,
     EvalNetConfig,
@@ -160,6 +165,8 @@ def _subset(dataset: ImageDataset, index: np.ndarray, spec: str) -> ImageDataset
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.eval_net", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, help="a dataset SPEC with labels or attributes (see training.run)")
+    p.add_argument("--task", choices=("labels", "clean-face"), default="labels",
+                   help="labels: FID features + attribute judge (default); clean-face: the single-clean-face checker")
     p.add_argument("--image-size", type=int, default=64, help="32, 64 or 128: the size of the checkpoints it will judge")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: the dataset's")
     p.add_argument("--out", help="folder to write (default checkpoints/eval-nets/KIND-SIZE)")
@@ -179,12 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.lr > 0 and math.isfinite(args.lr)):
         p.error("--lr must be a positive number")
     out = Path(args.out) if args.out else default_eval_net_dir(args.dataset, args.image_size)
+    if args.task == "clean-face" and not args.out:
+        out = out.with_name(out.name + CLEAN_NET_SUFFIX)
     try:
         train, test = load_train_test(args.dataset, args.image_size, args.channels, args.max_images, args.seed)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if train.labels is None and train.attributes is None:
+    if args.task == "clean-face":
+        # Blends of the training images to learn from, of the held-out images to test on.
+        train, test = clean_face_dataset(train, seed=args.seed), clean_face_dataset(test, seed=args.seed + 1)
+    elif train.labels is None and train.attributes is None:
         print(f"error: {args.dataset} has neither class labels nor attributes to train an eval net on", file=sys.stderr)
         return 2
     print(f"training the eval net on {len(train)} images of {train.spec}; testing on {len(test)} of {test.spec}")

@@ -11,6 +11,8 @@ Reproduces the DCGAN paper's experiments on a checkpoint and measures its sample
               exemplars, z-space vs pixel-space, scored by the eval net (synthetic faces)
   neighbors   nearest training images to samples in pixels and D features; duplicate rate
   smoothness  frame-to-frame change along lerp vs slerp 9-point walks
+  directions  the explorer's attribute sliders (conditional, raw, SVM): moved +3 from 200 seeds without
+              the attribute, how often it appears, how often other attributes change, skin-tone drift
 
 Results go into the checkpoint's meta.json under "evaluation" (unless --no-write), figures into
 <checkpoint>/evaluation/, and a table is printed. Every number is a function of the checkpoint,
@@ -30,11 +32,12 @@ import torch
 
 from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, read_meta
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
-from explorer.evaluation.eval_net import find_eval_net, load_eval_net
+from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
+from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
 from explorer.rundir import EVALUATION_DIR
 
-WHAT = ("fid", "probe", "arithmetic", "neighbors", "smoothness")
+WHAT = ("fid", "probe", "arithmetic", "directions", "neighbors", "smoothness")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--what", default=",".join(WHAT), help=f"comma-separated subset of {','.join(WHAT)} (default all)")
     p.add_argument("--dataset", help="dataset SPEC (default: the one in meta.json; needed for folder:/celeba: paths on another machine)")
     p.add_argument("--eval-net", help="eval net folder, or 'inception' for Inception FID (default: checkpoints/eval-nets/KIND-SIZE)")
+    p.add_argument("--clean-net", help="arithmetic: the single-clean-face checker (default: checkpoints/eval-nets/KIND-SIZE-clean)")
     p.add_argument("--fid-samples", type=int, default=5000, help="generated and real images per FID (default 5000)")
     p.add_argument(
         "--snapshots", nargs="?", const="", metavar="RUN",
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", default="1,3,10", help="arithmetic: exemplars per concept (default 1,3,10)")
     p.add_argument("--neighbors-samples", type=int, default=1000, help="neighbors: generated samples (default 1000)")
     p.add_argument("--walks", type=int, default=10, help="smoothness: 9-point walks per mode (default 10)")
+    p.add_argument("--direction-seeds", type=int, default=200, help="directions: seeds without the attribute per direction (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only; leave meta.json and figures alone")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -142,8 +147,17 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
         return {"skipped": f"{train.spec} has no ground-truth attributes and yaw: arithmetic is measured on synthetic-faces"}
     if not net.config.attribute_names:
         return {"skipped": "the eval net has no attribute heads to judge results with"}
+    clean = None
+    folder = Path(args.clean_net) if args.clean_net else default_eval_net_dir(args.dataset, checkpoint.config.image_size)
+    folder = folder if args.clean_net else folder.with_name(folder.name + CLEAN_NET_SUFFIX)
+    if (folder / EVALNET_META).is_file():
+        checker, _ = load_eval_net(folder)
+        clean = lambda images: is_clean(checker, images)  # noqa: E731
+        say(f"arithmetic: results must pass the single-clean-face check of {folder}")
+    else:
+        say(f"arithmetic: no clean-face checker at {folder} (python -m training.eval_net --task clean-face): pixel blends count unchecked")
     evaluation = evaluate_arithmetic(checkpoint.generator, checkpoint.discriminator, train, net, ks=parse_ks(args.ks),
-                                     trials=args.trials, seed=args.seed, progress=say)
+                                     trials=args.trials, seed=args.seed, progress=say, clean=clean)
     if figures is not None:
         for old in figures.glob("arithmetic-*.png"):
             old.unlink()  # figures of an earlier run with other k or expressions
@@ -157,6 +171,32 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
             paper = ("probe", 3) if ("probe", 3) in rows else rows[0]
             save_png(grid(evaluation.figures[(name, *paper)]["z"], nrow=3), figures / f"arithmetic-{name}-grid-{paper[0]}-k{paper[1]}.png")
     results = evaluation.results
+    results["table"] = format_table(results)
+    return results
+
+
+def run_directions(args, checkpoint, train, net, say) -> dict:
+    from explorer.evaluation.arithmetic_eval import ground_truth
+    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table
+    from explorer.probe import attribute_dependence
+    from explorer.evaluation.eval_net import predict
+    from explorer.featuremap import load_or_compute_directions, load_or_fit_probe
+
+    if train.attributes is None or not net.config.attribute_names:
+        return {"skipped": f"{train.spec} has no attributes for the eval net to judge: directions are measured on labelled faces"}
+    say("directions: the explorer's sliders (read from, or computed into, the checkpoint's analysis cache)")
+    directions = load_or_compute_directions(checkpoint, train, seed=0, probe=lambda: load_or_fit_probe(checkpoint, train, seed=0))
+    skin, skin_std = None, 1.0
+    if "skin_tone" in net.config.factor_names and "skin_tone" in (train.factor_names or []):
+        column = net.config.factor_names.index("skin_tone")
+        skin = lambda images: predict(net, images).factors[:, column]  # noqa: E731
+        skin_std = float(train.factors[:, train.factor_names.index("skin_tone")].double().std())
+    attributes = [a for a in DEFAULT_ATTRIBUTES if a in net.config.attribute_names]
+    results = evaluate_directions(
+        checkpoint.generator, directions, judge=lambda images: ground_truth(net, images), skin=skin, skin_std=skin_std,
+        dependence=attribute_dependence(train.attributes.numpy(), train.attribute_names), attributes=attributes,
+        n=args.direction_seeds, progress=say,
+    )
     results["table"] = format_table(results)
     return results
 
@@ -191,7 +231,7 @@ def summary_lines(results: dict) -> list[str]:
         lines.append(f"FID ({r['feature_net']}, n={r['samples']}): {r['fid']:.4f}   real-vs-real floor: {r['real_vs_real']:.4f}")
         for row in r.get("by_step", []):
             lines.append(f"  step {row['step']:>7}: {row['fid']:.4f}")
-    for key in ("probe", "arithmetic"):
+    for key in ("probe", "arithmetic", "directions"):
         if key in results:
             lines.append(results[key].get("table") or f"{key}: skipped ({results[key].get('skipped')})")
     if "neighbors" in results:
@@ -222,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         parse_ks(args.ks)
     except ValueError as exc:
         parser.error(str(exc))
-    for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks"):
+    for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks", "direction_seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.fid_samples < 2:
         parser.error("--fid-samples must be >= 2")
+    if args.clean_net and not (Path(args.clean_net) / EVALNET_META).is_file():
+        parser.error(f"--clean-net {args.clean_net}: not an eval net folder (no {EVALNET_META})")
     started = time.perf_counter()
     say = lambda message: print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)  # noqa: E731
     try:
@@ -235,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if checkpoint.discriminator is None and {"probe", "arithmetic", "neighbors"} & set(what):
-        print("error: this checkpoint has no discriminator; probe, arithmetic and neighbors read its features", file=sys.stderr)
+    if checkpoint.discriminator is None and {"probe", "arithmetic", "directions", "neighbors"} & set(what):
+        print("error: this checkpoint has no discriminator; probe, arithmetic, directions and neighbors read its features", file=sys.stderr)
         return 2
     args.dataset = args.dataset or (meta.get("dataset") or {}).get("spec")
     if not args.dataset:
@@ -246,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
 
     net = None
     args.feature_net_name = None
-    if {"fid", "arithmetic"} & set(what):
+    if {"fid", "arithmetic", "directions"} & set(what):
         if args.eval_net == "inception":
-            if "arithmetic" in what:
-                print("error: arithmetic needs the eval net's attribute heads; --eval-net inception only serves FID", file=sys.stderr)
+            if {"arithmetic", "directions"} & set(what):
+                print("error: arithmetic and directions need the eval net's attribute heads; --eval-net inception only serves FID", file=sys.stderr)
                 return 2
             net, args.feature_net_name = "inception", "inception-v3 pool3 (2048-d)"
         else:
@@ -291,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             results[item] = run_probe(args, checkpoint, train, say)
         elif item == "arithmetic":
             results[item] = run_arithmetic(args, checkpoint, train, net, figures, say)
+        elif item == "directions":
+            results[item] = run_directions(args, checkpoint, train, net, say)
         elif item == "neighbors":
             results[item] = run_neighbors(args, checkpoint, train, figures, say)
         elif item == "smoothness":

@@ -22,7 +22,6 @@ Exit codes: 0 written (or --dry-run checked), 2 a bad option or source file (not
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import re
 import struct
@@ -37,6 +36,7 @@ from safetensors.torch import load_file
 
 from explorer.checkpoint import CheckpointError, load_checkpoint, read_meta, write_checkpoint_dir
 from explorer.datasets import DatasetError, load_dataset, parse_dataset_spec
+from explorer.fsio import UnsafeFileError, check_regular, sha256_file
 from explorer.model import DCGANConfig, Discriminator, Generator, count_parameters
 
 MAX_SOURCE_BYTES = 2**30  # a 128 px DCGAN of width 128 is ~60 MB; anything near 1 GB is not one
@@ -46,11 +46,6 @@ IMPORT_TOOL = "training.import_checkpoint"
 
 class ImportCheckpointError(ValueError):
     """A source file that cannot be imported; the message names the file and says why."""
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -63,8 +58,12 @@ def _is_safetensors(path: Path) -> bool:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A file's tensors by name: safetensors, or torch.save'd with weights_only=True (tensors and containers only)."""
     path = Path(path)
-    if not path.is_file():
-        raise ImportCheckpointError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    if not path.exists():
+        raise ImportCheckpointError(f"{path}: no such file")
+    try:  # stat only: torch.load and safetensors open by name, and a FIFO or /dev/zero must never reach them
+        check_regular(path)
+    except UnsafeFileError as exc:
+        raise ImportCheckpointError(f"{path}: not a file ({exc})") from exc
     size = path.stat().st_size
     if size == 0 or size > MAX_SOURCE_BYTES:
         raise ImportCheckpointError(f"{path}: {size:,} bytes is not the size of a DCGAN's weights")

@@ -11,8 +11,11 @@ A dataset is named by a spec string, "KIND" or "KIND:PATH":
     lsun:PATH[:cat,cat...]     LSUN LMDB databases (needs `lmdb`) or a folder of exported JPEGs
 
 `parse_dataset_spec` validates a spec cheaply (the CLI calls it before any work); `load_dataset`
-returns an `ImageDataset` whose `images` are uint8 (N, C, image_size, image_size). Training
-preloads them once instead of running a DataLoader; the explorer indexes them for real images.
+returns an `ImageDataset` whose `images` are uint8 (N, C, image_size, image_size). Each kind has
+its reader module (celeba.py, folder.py, ...; shared pieces in common.py and decode.py), and every
+load goes through the decoded-data cache (cache.py): decoded once, memory-mapped afterwards.
+Training preloads the images (or, past its memory budget, reads batches from the cache's file)
+instead of running a DataLoader; the explorer indexes them for real images.
 
 Splits: "train", "val", "test" and "all" where the dataset has them (CelebA through
 list_eval_partition; Fashion-MNIST, CIFAR-10 and SVHN have train/test; synthetic faces draw held-out splits
@@ -22,41 +25,38 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
-from explorer.datasets.readers import (
-    DEFAULT_FASHION_MNIST_DIR,
+from explorer.datasets import cache as decoded_cache
+from explorer.datasets import celeba, cifar10, fashion_mnist, folder, lsun, svhn, synthetic_faces
+from explorer.datasets.common import (
     DatasetError,
+    DatasetSpec,
     ImageDataset,
-    read_celeba,
-    read_cifar10,
-    read_fashion_mnist,
-    read_folder,
-    read_lsun,
-    read_svhn,
-    read_synthetic_faces,
+    Request,
+    center_crop_resize,
+    convert_channels,
+    resize_batch,
 )
 
-__all__ = ["DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "load_dataset", "parse_dataset_spec"]
+__all__ = [
+    "DatasetError", "DatasetSpec", "ImageDataset", "KINDS", "SPLITS", "center_crop_resize", "check_size", "convert_channels",
+    "load_dataset", "parse_dataset_spec", "resize_batch",
+]  # fmt: skip
 
-KINDS = ("synthetic-faces", "fashion-mnist", "celeba", "folder", "cifar10", "lsun", "svhn")
+READERS = {  # kind -> its reader module: inputs(request) for the cache key, read(request, ...)
+    "synthetic-faces": synthetic_faces,
+    "fashion-mnist": fashion_mnist,
+    "celeba": celeba,
+    "folder": folder,
+    "cifar10": cifar10,
+    "lsun": lsun,
+    "svhn": svhn,
+}
+KINDS = tuple(READERS)
 SPLITS = ("train", "val", "test", "all")
+DEFAULT_FASHION_MNIST_DIR = fashion_mnist.DEFAULT_DIR
 _USAGE = "synthetic-faces[:N], fashion-mnist[:PATH], celeba:PATH, folder:PATH, cifar10:PATH, lsun:PATH[:category,...], svhn:PATH"
 _CATEGORIES = re.compile(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    kind: str  # one of KINDS
-    path: str | None  # None for synthetic-faces and for the default fashion-mnist folder
-    count: int | None = None  # synthetic-faces:N; None = the default count
-    categories: tuple[str, ...] | None = None  # lsun:PATH:bedroom,church_outdoor
-
-    def __str__(self) -> str:
-        if self.kind == "synthetic-faces":
-            return self.kind if self.count is None else f"{self.kind}:{self.count}"
-        text = self.kind if self.path is None else f"{self.kind}:{self.path}"
-        return f"{text}:{','.join(self.categories)}" if self.categories else text
 
 
 def parse_dataset_spec(spec: str, check_exists: bool = True) -> DatasetSpec:
@@ -109,18 +109,35 @@ def parse_dataset_spec(spec: str, check_exists: bool = True) -> DatasetSpec:
     return DatasetSpec(kind, path, categories=categories)
 
 
+def check_size(spec: str | DatasetSpec, image_size: int, channels: int | None = None, max_images: int | None = None) -> None:
+    """DatasetError, without reading any data, when a dataset's size is known to exceed the memory
+    available before it is loaded (synthetic faces: count x image size); a no-op for the others,
+    whose size is checked as they load."""
+    parsed = parse_dataset_spec(spec) if not isinstance(spec, DatasetSpec) else spec
+    reader = READERS[parsed.kind]
+    if hasattr(reader, "check_size"):
+        reader.check_size(Request(parsed, image_size, channels, max_images, "train"))
+
+
 def load_dataset(
     spec: str | DatasetSpec,
     image_size: int = 64,
     channels: int | None = None,
     max_images: int | None = None,
     split: str = "train",
+    cache: str | os.PathLike | None = "auto",
+    progress: bool = False,
 ) -> ImageDataset:
     """Load a whole dataset as uint8 (N, C, image_size, image_size), C = channels or the natural count.
 
     channels=None keeps the dataset's own channel count (1 for Fashion-MNIST, 3 otherwise); 1 or 3
     converts. max_images keeps the first N (in file order, sorted for folders and CelebA) that
-    decode. Broken files are skipped and counted in `.skipped`; nothing is printed.
+    decode. Broken files are skipped and counted in `.skipped`.
+
+    cache: "auto" (the default) keeps the decoded result in $LATENT_LAB_DATA_CACHE or
+    ~/.cache/latent-lab/decoded (see explorer.datasets.cache) and memory-maps it on later loads;
+    a folder keeps it there; "off" or None decodes every time. progress shows a bar on stderr
+    while image files decode; otherwise nothing is printed.
     """
     parsed = parse_dataset_spec(spec) if not isinstance(spec, DatasetSpec) else spec
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
@@ -131,23 +148,14 @@ def load_dataset(
         raise DatasetError(f"max_images must be a positive integer or None, got {max_images!r}")
     if split not in SPLITS:
         raise DatasetError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-
-    text = str(parsed)
-    options = dict(image_size=image_size, channels=channels, max_images=max_images, split=split)
-    if parsed.kind == "synthetic-faces":
-        return read_synthetic_faces(parsed.count, text, **options)
-    if parsed.kind == "fashion-mnist":
-        return read_fashion_mnist(parsed.path, text, **options)
-    if parsed.path is None:  # only a hand-built DatasetSpec gets here
+    if parsed.kind not in READERS:
+        raise DatasetError(f"unknown dataset kind {parsed.kind!r}; valid kinds: {', '.join(KINDS)}")
+    if parsed.path is None and parsed.kind not in ("synthetic-faces", "fashion-mnist"):  # a hand-built DatasetSpec
         raise DatasetError(f"{parsed.kind} needs the dataset folder: {parsed.kind}:PATH")
-    if parsed.kind == "celeba":
-        return read_celeba(parsed.path, text, **options)
-    if parsed.kind == "folder":
-        return read_folder(parsed.path, text, **options)
-    if parsed.kind == "cifar10":
-        return read_cifar10(parsed.path, text, **options)
-    if parsed.kind == "lsun":
-        return read_lsun(parsed.path, parsed.categories, text, **options)
-    if parsed.kind == "svhn":
-        return read_svhn(parsed.path, text, **options)
-    raise DatasetError(f"unknown dataset kind {parsed.kind!r}; valid kinds: {', '.join(KINDS)}")
+
+    reader = READERS[parsed.kind]
+    request = Request(parsed, image_size, channels, max_images, split)
+    cache_dir = decoded_cache.resolve_cache_dir(cache)
+    if cache_dir is None:
+        return reader.read(request, progress=progress)
+    return decoded_cache.load_or_decode(reader, request, cache_dir, progress=progress)

@@ -6,7 +6,7 @@ averaging three exemplars per concept is stable where single samples are not. On
 the ground truth is known, so both become success rates:
 
 1. A pool of generated samples (seeds ARITH_SEED_OFFSET ..) is labelled by the attribute probe
-   on the discriminator's features (`explorer.directions.fit_attribute_probe`, the explorer's
+   on the discriminator's features (`explorer.probe.fit_attribute_probe`, the explorer's
    own probe). Head turn has no attribute, so the probe also learns two labels derived from the
    ground-truth yaw: Yaw_Left and Yaw_Right (|yaw| > YAW_LABEL rad).
 2. For each concept ("smiling woman" = Smiling 1, Male 0, plus the *kept* attributes at 0) the
@@ -18,9 +18,16 @@ the ground truth is known, so both become success rates:
 3. z-space: Y = sum of weight * mean z per concept; the paper's 3x3 grid (G(Y) and 8 jittered
    neighbours, `explorer.arithmetic`). Pixel space: the same weighted sum of the exemplar images.
 4. The eval net - trained on real renders with their true labels, never on generated images -
-   scores every result image. Success = every target attribute present (e.g. Smiling and Male)
-   and every kept attribute still absent (no glasses or hat appeared). z-space rates are over all
-   9 grid images of every trial, pixel rates over one image per trial.
+   scores every result image. Success = every target attribute present (e.g. Smiling and Male),
+   and every kept attribute still absent (no glasses or hat appeared). A pixel-space result must
+   also pass the single-clean-face check (`explorer.evaluation.clean_face`: a checker trained on
+   real renders against pixel blends of them), so a ghostly overlay of three faces whose top layer
+   smiles does not count as a smiling man (`success_unchecked` leaves the check out). A z-space
+   result is one G output like any other sample: whether it looks clean is the generator's quality,
+   not the arithmetic's, and the checker (which never saw a generated image) passes only part of
+   even random samples; so z results are not filtered, and their clean rate is reported beside the
+   random samples' (`chance.clean`) to show the arithmetic does not make them less face-like.
+   z-space rates are over all 9 grid images of every trial, pixel rates over one image per trial.
 
 Reported beside them: the eval net's verdict on the chosen exemplars (how often the probe picked
 what it meant to: an arithmetic result cannot be better than its inputs) and the "chance" rate,
@@ -38,7 +45,7 @@ from torch import nn
 
 from explorer.arithmetic import ConceptBin, arithmetic_grid_latents, combine, pixel_arithmetic
 from explorer.datasets import ImageDataset
-from explorer.directions import Probe, fit_attribute_probe
+from explorer.probe import Probe, fit_attribute_probe
 from explorer.evaluation.eval_net import EvalNet, predict
 from explorer.features import discriminator_features
 from explorer.generate import generate
@@ -56,6 +63,7 @@ METHODS = ("z", "z_shell", "pixel")  # the paper's z arithmetic, the same with Y
 
 Labeller = Callable[[torch.Tensor], tuple[Sequence[str], np.ndarray]]  # images -> (names, probabilities (N, len(names)))
 Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -> bool (N,)
+CleanCheck = Callable[[torch.Tensor], np.ndarray]  # images -> bool (N,): a single clean face
 
 
 @dataclass(frozen=True)
@@ -197,12 +205,16 @@ def evaluate_arithmetic(
     labeller: Labeller | None = None,
     judge: Judge | None = None,
     selections: Sequence[str] = SELECTIONS,
+    clean: CleanCheck | None = None,
 ) -> ArithmeticEvaluation:
     """Success rates of z-space vs pixel-space arithmetic by k (see the module docstring). Deterministic in `seed`.
 
     labeller (images -> (names, probabilities (N, len(names)))) picks exemplars; by default the
     attribute probe on D's features (`probe`, or one fitted on `dataset` with yaw labels).
     judge (images -> {attribute: bool (N,)}) scores results; by default `ground_truth(net, .)`.
+    clean (images -> bool (N,)) is the single-clean-face check every counted result must pass
+    (`explorer.evaluation.clean_face.is_clean` with the shipped checker); without one, success is
+    the unchecked rate and the protocol says so.
     Tests pass hand-made ones to check the protocol on a toy generator with a known answer.
     """
     say = progress or (lambda message: None)
@@ -224,6 +236,7 @@ def evaluate_arithmetic(
     pool_images = generate(G, z_from_seeds(pool_seeds.tolist(), G.config.z_dim))
     names, probabilities = labeller(pool_images)
     pool_truth = judge(pool_images)
+    pool_clean = clean(pool_images) if clean is not None else np.ones(len(pool_images), dtype=bool)
 
     evaluation = ArithmeticEvaluation()
     for e, expression in enumerate(expressions):
@@ -233,7 +246,7 @@ def evaluate_arithmetic(
             "text": expression.text,
             "target": expression.target,
             "kept": list(expression.kept),
-            "chance": {"target": float(chance_target.mean()), "success": float(chance_success.mean())},
+            "chance": {"target": float(chance_target.mean()), "success": float(chance_success.mean()), "clean": float(pool_clean.mean())},
             "by_selection": {},
         }
         for selection in selections:
@@ -252,7 +265,9 @@ def evaluate_arithmetic(
             }
             for k in ks:
                 rng = np.random.default_rng([seed, k, e, SELECTIONS.index(selection)])
-                result["by_k"][str(k)], figure = _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge)
+                result["by_k"][str(k)], figure = _trials(
+                    G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge, clean
+                )
                 evaluation.figures[(expression.name, selection, k)] = figure
             entry["by_selection"][selection] = result
         evaluation.results[expression.name] = entry
@@ -262,7 +277,10 @@ def evaluate_arithmetic(
         "selections": {"probe": "exemplars the attribute probe on D features rates most likely (what the explorer does)",
                        "oracle": "exemplars the eval net judges to match: isolates the arithmetic from the probe's mistakes"},
         "probe_accuracy": {n: round(a, 4) for n, a in probe.accuracy.items()} if probe is not None else None,
-        "success": "every target attribute present and every kept attribute absent, judged by the eval net",
+        "success": "every target attribute present and every kept attribute absent, judged by the eval net; pixel results "
+                   + ("must also be a single clean face by the clean-face checker (real renders vs pixel blends)" if clean is not None
+                      else "are NOT checked for a single clean face (no checker given): pixel blends can count"),
+        "clean_check": clean is not None,
     }
     return evaluation
 
@@ -286,10 +304,13 @@ def _candidates(
     return candidates, missing
 
 
-def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge) -> tuple[dict, dict]:
+OUTCOMES = ("target", "success", "success_unchecked", "clean")
+
+
+def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge, clean=None) -> tuple[dict, dict]:
     """`trials` draws of k exemplars per concept (disjoint across concepts): success rates, and trial 0's images."""
-    flags: dict[str, list[np.ndarray]] = {f"{m}_{what}": [] for m in METHODS for what in ("target", "success")}
-    exemplar_ok = []
+    flags: dict[str, list[np.ndarray]] = {f"{m}_{what}": [] for m in METHODS for what in OUTCOMES}
+    exemplar_ok, variation = [], []
     figure = {}
     for trial in range(trials):
         used: set[int] = set()
@@ -308,17 +329,21 @@ def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, 
         y_shell = y * (G.config.z_dim ** 0.5 / torch.linalg.vector_norm(y).clamp_min(1e-8))
         grid = generate(G, torch.cat([arithmetic_grid_latents(y, seed=trial), arithmetic_grid_latents(y_shell, seed=trial)]))
         pixels = pixel_arithmetic([pool_images[i] for i in exemplar_index], [b.weight for b in bins])
-        target, full = success(judge(torch.cat([grid, pixels[None]])), expression)
+        # How much the paper's 3x3 neighbourhood varies: mean |neighbour - G(Y)| in 0-255 levels.
+        variation.append(float((grid[:9] - grid[4:5]).abs().mean()) * 127.5 * 9 / 8)
+        results = torch.cat([grid, pixels[None]])
+        target, full = success(judge(results), expression)
+        single = clean(results) if clean is not None else np.ones(len(results), dtype=bool)
         for method, part in (("z", slice(0, 9)), ("z_shell", slice(9, 18)), ("pixel", slice(18, 19))):
             flags[f"{method}_target"].append(target[part])
-            flags[f"{method}_success"].append(full[part])
+            flags[f"{method}_success"].append(full[part] & single[part] if method == "pixel" else full[part])
+            flags[f"{method}_success_unchecked"].append(full[part])
+            flags[f"{method}_clean"].append(single[part])
         if trial == 0:
             figure = {"z": grid[:9], "z_shell": grid[9:], "pixel": pixels}
-    row = {
-        method: {what: rate_with_ci(np.concatenate(flags[f"{method}_{what}"])) for what in ("target", "success")}
-        for method in METHODS
-    }
-    row.update(exemplars_match=float(np.concatenate(exemplar_ok).mean()), trials=trials)
+    row = {method: {what: rate_with_ci(np.concatenate(flags[f"{method}_{what}"])) for what in OUTCOMES} for method in METHODS}
+    row.update(exemplars_match=float(np.concatenate(exemplar_ok).mean()), trials=trials,
+               neighbourhood_variation=float(np.mean(variation)))
     return row, figure
 
 
@@ -341,24 +366,26 @@ def format_table(results: dict) -> str:
         return f"{r['rate']:.0%} ({r['low']:.0%}–{r['high']:.0%})"
 
     lines = [
-        "| expression | exemplars | k | z-space success | z on the shell | pixel-space success | z target only | exemplars match | chance |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| expression | exemplars | k | z-space success | z on the shell | pixel-space success | pixel, no clean check | z target only "
+        "| clean faces z / pixel | exemplars match | chance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results.items():
         if name.startswith("_"):
             continue
         for selection, result in entry["by_selection"].items():
             if "skipped" in result:
-                lines.append(f"| {entry['text']} | {selection} | | skipped: {result['skipped']} | | | | | |")
+                lines.append(f"| {entry['text']} | {selection} | | skipped: {result['skipped']} | | | | | | | |")
                 continue
             for k, row in result["by_k"].items():
                 lines.append(
                     f"| {entry['text']} | {selection} | {k} | {cell(row['z']['success'])} | {cell(row['z_shell']['success'])} | "
-                    f"{cell(row['pixel']['success'])} | {cell(row['z']['target'])} | {row['exemplars_match']:.0%} | "
+                    f"{cell(row['pixel']['success'])} | {cell(row['pixel']['success_unchecked'])} | {cell(row['z']['target'])} | "
+                    f"{row['z']['clean']['rate']:.0%} / {row['pixel']['clean']['rate']:.0%} | {row['exemplars_match']:.0%} | "
                     f"{entry['chance']['success']:.0%} |"
                 )
     for selection, summary in (results.get("_summary") or {}).items():
         for method in METHODS:
             ks = " / ".join(f"k={k}: {v:.0%}" for k, v in summary[method].items())
-            lines.append(f"| **mean over expressions** | {selection} | | {method}: {ks} | | | | | |")
+            lines.append(f"| **mean over expressions** | {selection} | | {method}: {ks} | | | | | | | |")
     return "\n".join(lines)

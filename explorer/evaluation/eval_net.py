@@ -39,10 +39,10 @@ from explorer.checkpoint import (
     _load_weights,
     _sha256,
     _state_for_saving,
-    atomic_write_bytes,
     atomic_write_json,
     library_versions,
 )
+from explorer.fsio import atomic_write_bytes
 from explorer.images import from_uint8
 
 EVALNET_FORMAT = "latent-lab-evalnet"

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from explorer.datasets.readers import ImageDataset, resize_batch
+from explorer.datasets import ImageDataset, resize_batch
 from explorer.features import discriminator_features
 from explorer.images import from_uint8
 from explorer.model import Discriminator

@@ -1,0 +1,177 @@
+"""Disentangled sliders, measured: does moving along an attribute's direction change that attribute, and only it?
+
+For each attribute A (by default Smiling, Male, Eyeglasses, Wearing_Hat) and each of its slider
+directions (the conditional `cond:A`, the raw mean difference `attr:A`, the SVM normal `svm:A`):
+
+1. From seeds DIRECTIONS_SEED_OFFSET, DIRECTIONS_SEED_OFFSET + 1, ... take the first n (200) whose
+   image the judge (the eval net, trained on real renders only) labels without A.
+2. Move each z by +alpha (3, in the prior's units) along the direction's unit vector; decode.
+3. Report
+     flip_rate         share of moved images the judge now labels with A;
+     other_flips       per other attribute B, the share of images whose judged B changed (either way);
+     max_other_flip    the largest of those over the attributes that are independent of A in the
+                       data. Where the data ties B to A (|P(B | A) - P(B | not A)| >= DEPENDENT, e.g.
+                       Mouth_Slightly_Open to Smiling, Mustache to Male on synthetic faces) a change
+                       of B is what the data asks for, so it is listed under `dependent` with the
+                       change the data implies and left out of the maximum;
+     skin_tone_shift   mean change of the judge's skin-tone estimate, in standard deviations of the
+                       skin-tone factor over real images (a sign: > 0 darker on synthetic faces).
+Beside them, the same numbers for a random unit direction orthogonal to the raw one ("random"):
+the floor that any +3 move reaches by disturbing faces near a decision boundary.
+Targets from issue 14 (for the default slider): flip_rate >= 0.7, max_other_flip <= 0.15,
+|skin_tone_shift| <= 0.25.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from explorer.directions import DEPENDENT, Direction, orthogonalize
+from explorer.generate import generate
+from explorer.latent import z_from_seeds
+
+DIRECTIONS_SEED_OFFSET = 3_000_000  # disjoint from the explorer's default seeds, FID's and the arithmetic pool's
+DEFAULT_ATTRIBUTES = ("Smiling", "Male", "Eyeglasses", "Wearing_Hat")
+DEFAULT_STEPS = 200  # seeds without the attribute per direction
+DEFAULT_ALPHA = 3.0  # how far each z moves, in the prior's units (|z| ~ 10 for z_dim 100)
+MAX_SEEDS_SCANNED = 20_000  # stop looking for seeds without A after this many (a G that always draws A)
+TARGETS = {"flip_rate": 0.7, "max_other_flip": 0.15, "abs_skin_tone_shift": 0.25}
+SLIDER_PREFIXES = ("cond", "attr", "svm")  # reported per attribute, the default slider first
+
+Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -> bool (N,)
+FactorJudge = Callable[[torch.Tensor], np.ndarray]  # images -> a factor's estimate (N,) float
+
+
+def _seeds_without(G: nn.Module, judge: Judge, attribute: str, n: int, chunk: int = 500) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor]:
+    """The first n seeds from DIRECTIONS_SEED_OFFSET whose image is judged without `attribute`: (seeds, verdicts, images)."""
+    seeds, verdicts, images = [], [], []
+    found = 0
+    for start in range(DIRECTIONS_SEED_OFFSET, DIRECTIONS_SEED_OFFSET + MAX_SEEDS_SCANNED, chunk):
+        batch_seeds = np.arange(start, start + chunk)
+        batch_images = generate(G, z_from_seeds(batch_seeds.tolist(), G.config.z_dim))
+        batch_verdicts = judge(batch_images)
+        keep = np.flatnonzero(~batch_verdicts[attribute])[: n - found]
+        seeds.append(batch_seeds[keep])
+        verdicts.append({k: v[keep] for k, v in batch_verdicts.items()})
+        images.append(batch_images[keep])
+        found += len(keep)
+        if found >= n:
+            break
+    joined = {k: np.concatenate([v[k] for v in verdicts]) for k in verdicts[0]}
+    return np.concatenate(seeds), joined, torch.cat(images)
+
+
+def evaluate_direction(
+    G: nn.Module,
+    direction: Direction,
+    attribute: str,
+    judge: Judge,
+    skin: FactorJudge | None = None,
+    skin_std: float = 1.0,
+    dependence: Mapping[str, float] | None = None,
+    n: int = DEFAULT_STEPS,
+    alpha: float = DEFAULT_ALPHA,
+    start: tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor] | None = None,
+) -> dict:
+    """The measurements of the module docstring for one direction of one attribute (a JSON-ready dict).
+
+    `start` is `_seeds_without(G, judge, attribute, n)` when the caller already has it (one scan per attribute).
+    """
+    seeds, before, images_before = start if start is not None else _seeds_without(G, judge, attribute, n)
+    if len(seeds) == 0:
+        return {"direction": direction.name, "skipped": f"no seed among {MAX_SEEDS_SCANNED} is judged without {attribute}"}
+    z = z_from_seeds(seeds.tolist(), G.config.z_dim)
+    images_after = generate(G, z + alpha * torch.from_numpy(direction.vector)[None])
+    after = judge(images_after)
+    dependence = dict(dependence or {})
+    other_flips = {b: float(np.mean(after[b] != before[b])) for b in after if b != attribute}
+    independent = {b: r for b, r in other_flips.items() if dependence.get(b, 0.0) < DEPENDENT}
+    worst = max(independent, key=independent.get) if independent else None
+    result = {
+        "direction": direction.name,
+        "seeds": int(len(seeds)),
+        "alpha": alpha,
+        "flip_rate": float(np.mean(after[attribute])),
+        "max_other_flip": float(independent[worst]) if worst else 0.0,
+        "max_other_attribute": worst,
+        "other_flips": {b: round(r, 4) for b, r in sorted(other_flips.items())},
+        "dependent": {b: {"flip": round(other_flips[b], 4), "data_implies": round(dependence[b], 4)}
+                      for b in sorted(other_flips) if dependence.get(b, 0.0) >= DEPENDENT},
+    }
+    if skin is not None:
+        result["skin_tone_shift"] = float(np.mean(skin(images_after) - skin(images_before)) / skin_std)
+    result["meets_targets"] = bool(
+        result["flip_rate"] >= TARGETS["flip_rate"] and result["max_other_flip"] <= TARGETS["max_other_flip"]
+        and abs(result.get("skin_tone_shift", 0.0)) <= TARGETS["abs_skin_tone_shift"]
+    )
+    return result
+
+
+def evaluate_directions(
+    G: nn.Module,
+    directions: Mapping[str, Direction],
+    judge: Judge,
+    skin: FactorJudge | None = None,
+    skin_std: float = 1.0,
+    dependence: Mapping[str, Mapping[str, float]] | None = None,
+    attributes: Sequence[str] = DEFAULT_ATTRIBUTES,
+    n: int = DEFAULT_STEPS,
+    alpha: float = DEFAULT_ALPHA,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """{attribute: {"default": name, "by_direction": {name: result}}} for every slider direction the set has."""
+    say = progress or (lambda message: None)
+    out: dict = {}
+    for attribute in attributes:
+        names = [f"{prefix}:{attribute}" for prefix in SLIDER_PREFIXES if f"{prefix}:{attribute}" in directions]
+        if not names:
+            out[attribute] = {"skipped": f"no direction for {attribute} (the probe found too few confident samples?)"}
+            continue
+        by_direction = {}
+        start = _seeds_without(G, judge, attribute, n)
+        raw = directions.get(f"attr:{attribute}") or directions[names[0]]
+        rng = np.random.default_rng([ord(c) for c in attribute])  # fixed per attribute: reruns give the same floor
+        random = Direction(f"random⟂{raw.name}", orthogonalize(rng.standard_normal(raw.vector.shape[0]), [raw.vector]),
+                           "attribute", None, "a random unit direction orthogonal to the raw one: the floor of a +alpha move")
+        for direction in [directions[name] for name in names] + [random]:
+            say(f"directions: {direction.name}, {len(start[0])} seeds moved by {alpha:g}")
+            by_direction[direction.name] = evaluate_direction(
+                G, direction, attribute, judge, skin, skin_std, (dependence or {}).get(attribute), n, alpha, start
+            )
+        out[attribute] = {"default": names[0], "by_direction": by_direction}
+    out["_protocol"] = {
+        "seeds": f"the first {n} seeds from {DIRECTIONS_SEED_OFFSET} judged without the attribute", "alpha": alpha,
+        "dependent_threshold": DEPENDENT, "targets": TARGETS,
+        "judge": "the eval net (trained on real renders only): attributes at p >= 0.5, skin tone by regression",
+    }
+    return out
+
+
+def format_table(results: Mapping) -> str:
+    """Markdown: a row per attribute and slider direction."""
+    lines = [
+        "| attribute | direction | flip rate | max other flip (which) | skin-tone shift (SD) | dependent attributes (flip / data) | targets |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for attribute, entry in results.items():
+        if attribute.startswith("_"):
+            continue
+        if "skipped" in entry:
+            lines.append(f"| {attribute} | | skipped: {entry['skipped']} | | | | |")
+            continue
+        for name, r in entry["by_direction"].items():
+            if "skipped" in r:
+                lines.append(f"| {attribute} | {name} | skipped: {r['skipped']} | | | | |")
+                continue
+            dependent = ", ".join(f"{b} {d['flip']:.2f} / {d['data_implies']:.2f}" for b, d in r["dependent"].items()) or "—"
+            skin = f"{r['skin_tone_shift']:+.2f}" if "skin_tone_shift" in r else "—"
+            mark = "✔" if r["meets_targets"] else "✘"
+            default = " (default)" if name == entry["default"] else ""
+            lines.append(
+                f"| {attribute} | `{name}`{default} | {r['flip_rate']:.2f} | {r['max_other_flip']:.2f} ({r['max_other_attribute'] or '—'}) "
+                f"| {skin} | {dependent} | {mark} |"
+            )
+    return "\n".join(lines)
