@@ -18,6 +18,7 @@ from PIL import Image
 
 from explorer import encoder as encoder_module
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
+from explorer.datasets import ImageDataset
 from explorer.datasets.decode import decode_image_file
 from explorer.encoder import EncoderTraining, cached_encoder, load_encoder, load_or_train_encoder, train_encoder
 from explorer.invert import (
@@ -31,6 +32,7 @@ from explorer.invert import (
 from explorer.latent import latent_norm_stats
 from explorer.model import DCGANConfig, Discriminator, Generator
 from explorer.precompute import main as precompute
+from explorer.real_exemplars import fill_bin_from_dataset, matching_indices
 from explorer.ztoken import z_from_token, z_to_token
 
 CONFIG = DCGANConfig(image_size=32, channels=3, z_dim=8, g_width=8, d_width=8)
@@ -126,6 +128,25 @@ def test_pixel_only_without_a_discriminator(models):
     result = invert(G, None, targets, encoder(targets).detach(), InversionSettings(steps=60))
     assert np.isnan(result.perceptual).all() and result.rms.max() < 2e-3
     assert (result.losses["perceptual"] == 0).all()
+
+
+def test_a_bin_filled_from_the_dataset_by_label_holds_the_inverted_z_of_matching_pictures(models, checkpoint):
+    G, _, encoder, _ = models
+    z_true = shell_latents(12, seed=21)
+    with torch.no_grad():
+        pictures = ((G(z_true) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    smiling = torch.tensor([1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 0], dtype=torch.uint8)
+    dataset = ImageDataset(pictures, "faces-under-test", attribute_names=["Smiling", "Male"], attributes=torch.stack([smiling, 1 - smiling], 1))
+    filled = fill_bin_from_dataset(checkpoint, dataset, "smiling", {"Smiling": 1, "Male": 0}, 1.0, k=3, encoder=encoder, settings=InversionSettings(steps=60))
+    assert len(filled.indices) == 3 and smiling[filled.indices].tolist() == [1, 1, 1]
+    assert filled.bin.seeds == [] and len(filled.bin.latents) == 3
+    found, wanted = np.stack(filled.bin.latents), z_true[filled.indices].numpy()
+    assert (np.linalg.norm(found - wanted, axis=1) / np.linalg.norm(wanted, axis=1)).max() < 0.02
+    assert np.array_equal(matching_indices(dataset, {"Smiling": 1}, 3, seed=0), filled.indices)  # reproducible by seed
+    with pytest.raises(ValueError, match="has no label Eyeglasses; it has: Smiling, Male"):
+        matching_indices(dataset, {"Eyeglasses": 1}, 3)
+    with pytest.raises(ValueError, match="no image of faces-under-test has Smiling=1, Male=1"):
+        matching_indices(dataset, {"Smiling": 1, "Male": 1}, 3)
 
 
 # ----------------------------------------------------------------------------------------------- encoder cache
