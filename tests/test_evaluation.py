@@ -480,6 +480,7 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
         "--checkpoint", str(run), "--what", "fid,arithmetic,neighbors,smoothness", "--dataset", "synthetic-faces:256",
         "--eval-net", str(tiny_eval_net), "--fid-samples", "64", "--snapshots", "--trials", "2", "--ks", "1,3",
         "--neighbors-samples", "32", "--walks", "2", "--json", str(tmp_path / "out.json"),
+        "--real-images", "48", "--encoder-pairs", "256", "--encoder-epochs", "1",
     ])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -492,6 +493,9 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     assert evaluation["fid"]["by_step_generator"] == evaluation["generator"]
     assert all(row["ema"] == (evaluation["generator"] == "ema") for row in evaluation["fid"]["by_step"])
     assert set(evaluation["arithmetic"]["smile"]["by_selection"]["probe"]["by_k"]) == {"1", "3"}
+    real = evaluation["arithmetic"]["smile"]["by_selection"]["real"]  # 48 held-out renders, inverted
+    assert set(real["by_k"]) == {"1", "3"} and all(v == 1.0 for v in real["candidates_match"].values()), real
+    assert "inverting" in out and (run / "analysis").is_dir()  # the encoder it trained is cached with the checkpoint
     assert (snapshot / "evaluation" / "arithmetic-smile-grid-probe-k3.png").is_file()
     assert (snapshot / "evaluation" / "arithmetic-smile.png").is_file()
     assert (snapshot / "evaluation" / "neighbors.png").is_file()

@@ -34,6 +34,7 @@ import torch
 
 from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, read_meta
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
+from explorer.encoder import add_encoder_options, encoder_training_from
 from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
 from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--real-images", type=int, default=2000,
         help="arithmetic: held-out (test split) pictures the real exemplars are picked from; 0 skips the real source (default 2000)",
     )
+    add_encoder_options(p)  # arithmetic's real source inverts pictures: the encoder it trains when none is cached
     p.add_argument("--neighbors-samples", type=int, default=1000, help="neighbors: generated samples (default 1000)")
     p.add_argument("--walks", type=int, default=10, help="smoothness: 9-point walks per mode (default 10)")
     p.add_argument("--direction-seeds", type=int, default=200, help="directions: seeds without the attribute per direction (default 200)")
@@ -197,7 +199,7 @@ def _real_exemplars(args, checkpoint, say):
     except DatasetError as exc:
         say(f"arithmetic: no held-out pictures for real exemplars ({exc})")
         return None
-    encoder, header = load_or_train_encoder(checkpoint, progress_bar=False)
+    encoder, header = load_or_train_encoder(checkpoint, encoder_training_from(args), progress_bar=False)
     say(f"arithmetic: real exemplars from {len(test)} held-out pictures, inverted (encoder {'trained' if header['trained_now'] else 'cached'})")
     return real_exemplars_from(test, lambda images: torch.from_numpy(invert_images(checkpoint, images, encoder=encoder).z))
 
@@ -287,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         what = parse_what(args.what)
         parse_ks(args.ks)
+        encoder_training_from(args)
+        if args.real_images < 0:
+            raise ValueError("--real-images must be >= 0")
     except ValueError as exc:
         parser.error(str(exc))
     for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks", "direction_seeds"):
