@@ -22,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,9 @@ import torch
 
 from explorer.checkpoint import load_checkpoint
 from explorer.datasets import load_dataset
-from explorer.encoder import EncoderTraining, load_or_train_encoder
+from explorer.encoder import add_encoder_options, encoder_training_from, load_or_train_encoder
 from explorer.evaluation.eval_net import find_eval_net, load_eval_net, predict
+from explorer.fsio import atomic_write_json
 from explorer.generate import generate
 from explorer.images import from_uint8
 from explorer.invert import InversionSettings, invert_images, project_to_shell
@@ -67,12 +70,18 @@ def best_random_rms(G: torch.nn.Module, targets01: torch.Tensor, count: int) -> 
     return best.numpy(), best_seed.numpy()
 
 
-def attribute_agreement(net, images_a, images_b) -> tuple[float, dict[str, float]]:
-    """Share of (image, attribute) pairs where the judge's thresholded attribute is the same for a and b; per attribute."""
-    a = predict(net, torch.as_tensor(images_a)).attribute_probabilities >= 0.5
-    b = predict(net, torch.as_tensor(images_b)).attribute_probabilities >= 0.5
-    same = a == b
-    return float(same.mean()), {name: float(same[:, j].mean()) for j, name in enumerate(net.config.attribute_names)}
+def attribute_agreement(net, images_a, images_b) -> tuple[float, dict[str, float], float]:
+    """Share of (image, attribute) pairs where the judge's thresholded attribute is the same for a and b;
+    the same per attribute; and the share of images whose every attribute agrees."""
+    pa, pb = predict(net, torch.as_tensor(images_a)), predict(net, torch.as_tensor(images_b))
+    if pa.attribute_probabilities is not None:
+        same = (pa.attribute_probabilities >= 0.5) == (pb.attribute_probabilities >= 0.5)
+        names = net.config.attribute_names
+    else:  # a class dataset: the judge's predicted class is the one "attribute"
+        same = (pa.class_probabilities.argmax(1) == pb.class_probabilities.argmax(1))[:, None]
+        names = ["class"]
+    per_attribute = {name: float(same[:, j].mean()) for j, name in enumerate(names)}
+    return float(same.mean()), per_attribute, float(same.all(axis=1).mean())
 
 
 def percentile(values: np.ndarray, q: float) -> float:
@@ -93,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight)
     parser.add_argument("--shell-band", type=float, default=defaults.shell_band)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--json", help="write the results here")
+    add_encoder_options(parser)
+    parser.add_argument("--json", help="write the results here (rewritten after every batch; 'complete' says whether all are in)")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(images)} held-out images from {spec} ({args.split} split); load average {load_before[0]:.1f}", flush=True)
 
     started = time.perf_counter()
-    encoder, header = load_or_train_encoder(checkpoint, EncoderTraining(), progress_bar=True)
+    encoder, header = load_or_train_encoder(checkpoint, encoder_training_from(args), progress_bar=True)
     encoder_seconds = time.perf_counter() - started
     print(f"encoder {'trained' if header['trained_now'] else 'cached'} ({encoder_seconds:.0f} s): {header['quality']}", flush=True)
 
@@ -118,17 +128,37 @@ def main(argv: list[str] | None = None) -> int:
     settings = InversionSettings(
         steps=args.steps, lr=args.lr, perceptual_weight=args.perceptual_weight, shell_band=args.shell_band, batch_size=args.batch_size
     )
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = invert_images(checkpoint, images, settings, encoder, progress_bar=True)
-    total_seconds, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    ratio = result.rms / random_rms
-    print(
-        f"inversion: median RMS {np.median(result.rms):.4f} (encoder start {np.median(result.start_rms):.4f}), "
-        f"median ratio to best random {np.median(ratio):.3f}, {total_seconds:.0f} s for {len(images)} images",
-        flush=True,
-    )
-
+    judge = None
+    net_dir = find_eval_net(str(spec), config.image_size, config.channels)
+    if net_dir is not None:
+        judge, _ = load_eval_net(net_dir)
+    # Batch by batch, so that a run cut short (a shared machine) still leaves its figures so far in --json.
+    parts: dict[str, list] = {name: [] for name in ("rms", "start_rms", "perceptual", "seconds", "cpu", "reconstruction", "start")}
     latency = latency_cpu = np.zeros(0)
+    total_seconds = total_cpu = 0.0
+    for first in range(0, len(images), settings.batch_size):
+        batch = images[first : first + settings.batch_size]
+        began, cpu_began = time.perf_counter(), time.process_time()
+        result = invert_images(checkpoint, batch, settings, encoder)
+        wall, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+        total_seconds, total_cpu = total_seconds + wall, total_cpu + cpu
+        for name in ("rms", "start_rms", "perceptual", "seconds"):
+            parts[name].append(getattr(result, name))
+        parts["cpu"].append(np.full(len(batch), cpu / len(batch)))
+        parts["reconstruction"].append(result.reconstruction)
+        with torch.no_grad():
+            parts["start"].append(project_to_shell(encoder(from_uint8(batch)), settings.shell_band))
+        done = first + len(batch)
+        ratio = np.concatenate(parts["rms"]) / random_rms[:done]
+        print(
+            f"inverted {done}/{len(images)}: median RMS {np.median(np.concatenate(parts['rms'])):.4f}, median ratio to best random "
+            f"{np.median(ratio):.3f}; this batch {wall / len(batch):.2f} s/image wall, {cpu / len(batch):.2f} s/image CPU",
+            flush=True,
+        )
+        report = _report(args, checkpoint, spec, settings, header, encoder_seconds, load_before, images[:done], random_rms[:done],
+                         random_seed[:done], parts, judge, total_seconds, total_cpu, latency, latency_cpu, done == len(images))
+        _write(args.json, report)
+
     if args.latency:
         times, cpu_times = [], []
         for i in range(min(args.latency, len(images))):
@@ -142,64 +172,77 @@ def main(argv: list[str] | None = None) -> int:
             f"(CPU time p50 {np.median(latency_cpu):.2f} s)",
             flush=True,
         )
-
-    judge = None
-    agreement = per_attribute = random_agreement = start_agreement = None
-    net_dir = find_eval_net(str(spec), config.image_size, config.channels)
-    if net_dir is not None:
-        judge, _ = load_eval_net(net_dir)
-        recon = torch.as_tensor(result.reconstruction)
-        recon = recon.permute(0, 3, 1, 2) if recon.dim() == 4 else recon[:, None]
-        agreement, per_attribute = attribute_agreement(judge, images, recon)
-        best_random = generate(checkpoint.generator, z_from_seeds(random_seed.tolist(), config.z_dim))
-        random_agreement, _ = attribute_agreement(judge, images, best_random)
-        with torch.no_grad():
-            start = project_to_shell(encoder(from_uint8(images)), settings.shell_band)
-        start_agreement, _ = attribute_agreement(judge, images, generate(checkpoint.generator, start))
+        report = _report(args, checkpoint, spec, settings, header, encoder_seconds, load_before, images, random_rms, random_seed,
+                         parts, judge, total_seconds, total_cpu, latency, latency_cpu, True)
+        _write(args.json, report)
+    if report["attribute_agreement"] is not None:
         print(
-            f"judge's attributes agree on {agreement:.1%} (encoder start {start_agreement:.1%}, best random sample {random_agreement:.1%})",
+            f"judge's attributes agree on {report['attribute_agreement']:.1%} (encoder start {report['attribute_agreement_encoder_start']:.1%}, "
+            f"best random sample {report['attribute_agreement_best_random']:.1%})",
             flush=True,
         )
-        print("  " + ", ".join(f"{name} {value:.0%}" for name, value in per_attribute.items()), flush=True)
+    print(json.dumps({k: report[k] for k in ("rms", "seconds_per_image_batched", "cpu_seconds_per_image_batched", "seconds_single_image", "cpu")}, indent=1))
+    return 0
 
-    per_image = result.seconds
-    report = {
+
+def _write(path: str | None, report: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, report)
+
+
+def _report(args, checkpoint, spec, settings, header, encoder_seconds, load_before, images, random_rms, random_seed, parts, judge,
+            total_seconds, total_cpu, latency, latency_cpu, complete) -> dict:
+    """The JSON record of the images inverted so far."""
+    config = checkpoint.config
+    rms, start_rms = np.concatenate(parts["rms"]), np.concatenate(parts["start_rms"])
+    perceptual, per_image, cpu = np.concatenate(parts["perceptual"]), np.concatenate(parts["seconds"]), np.concatenate(parts["cpu"])
+    ratio = rms / random_rms
+    agreement = per_attribute = random_agreement = start_agreement = all_agree = None
+    if judge is not None:
+        recon = torch.as_tensor(np.concatenate(parts["reconstruction"]))
+        recon = recon.permute(0, 3, 1, 2) if recon.dim() == 4 else recon[:, None]
+        agreement, per_attribute, all_agree = attribute_agreement(judge, images, recon)
+        best_random = generate(checkpoint.generator, z_from_seeds(random_seed.tolist(), config.z_dim))
+        random_agreement = attribute_agreement(judge, images, best_random)[0]
+        start_agreement = attribute_agreement(judge, images, generate(checkpoint.generator, torch.cat(parts["start"])))[0]
+    return {
+        "complete": complete,
+        "command": "python -m bench.inversion " + " ".join(sys.argv[1:]),
         "checkpoint": str(checkpoint.path),
+        "generator_sha256": checkpoint.meta["files"]["generator"]["sha256"],
         "dataset": str(spec),
         "split": args.split,
         "images": len(images),
-        "settings": settings.__dict__,
+        "settings": asdict(settings),
         "cpu": cpu_description(),
         "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        "load_average_now": os.getloadavg(),
         "encoder": {"trained_now": header["trained_now"], "seconds_this_run": encoder_seconds, **header.get("quality", {})},
         "random_samples": args.random,
         "rms": {
-            "inversion_median": float(np.median(result.rms)),
-            "encoder_start_median": float(np.median(result.start_rms)),
+            "inversion_median": float(np.median(rms)),
+            "encoder_start_median": float(np.median(start_rms)),
             "best_random_median": float(np.median(random_rms)),
-            "ratio_of_medians": float(np.median(result.rms) / np.median(random_rms)),
+            "ratio_of_medians": float(np.median(rms) / np.median(random_rms)),
             "median_per_image_ratio": float(np.median(ratio)),
             "share_of_images_at_or_below_0.6": float((ratio <= 0.6).mean()),
         },
-        "perceptual_median": float(np.nanmedian(result.perceptual)) if np.isfinite(result.perceptual).any() else None,
+        "perceptual_median": float(np.nanmedian(perceptual)) if np.isfinite(perceptual).any() else None,
         "attribute_agreement": agreement,
+        "attribute_agreement_all_attributes_per_image": all_agree,
         "attribute_agreement_per_attribute": per_attribute,
         "attribute_agreement_best_random": random_agreement,
         "attribute_agreement_encoder_start": start_agreement,
         "seconds_per_image_batched": {"median": float(np.median(per_image)), "p95": percentile(per_image, 95), "max": float(per_image.max())},
         "seconds_total": total_seconds,
-        # CPU time of this process (all its threads): on an idle machine wall time is about this / threads
-        "cpu_seconds_per_image_batched": total_cpu / len(images),
+        # CPU time of this process (all its threads): on an idle 2-core machine the wall time is about this / 2 at best
+        "cpu_seconds_per_image_batched": {"median": float(np.median(cpu)), "p95": percentile(cpu, 95), "total": total_cpu},
         "seconds_single_image": {
-            "p50": percentile(latency, 50), "p95": percentile(latency, 95), "cpu_p50": percentile(latency_cpu, 50), "n": len(latency)
+            "p50": percentile(latency, 50), "p95": percentile(latency, 95), "cpu_p50": percentile(latency_cpu, 50),
+            "cpu_p95": percentile(latency_cpu, 95), "n": len(latency),
         },
     }
-    print(json.dumps({k: report[k] for k in ("rms", "seconds_per_image_batched", "cpu_seconds_per_image_batched", "seconds_single_image", "cpu")}, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

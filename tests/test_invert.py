@@ -33,6 +33,7 @@ from explorer.latent import latent_norm_stats
 from explorer.model import DCGANConfig, Discriminator, Generator
 from explorer.precompute import main as precompute
 from explorer.real_exemplars import fill_bin_from_dataset, matching_indices
+from explorer.urlstate import decode_latent_state, encode_latent_state
 from explorer.ztoken import z_from_token, z_to_token
 
 CONFIG = DCGANConfig(image_size=32, channels=3, z_dim=8, g_width=8, d_width=8)
@@ -294,6 +295,19 @@ def test_z_tokens_round_trip_and_refuse_anything_else():
         z_from_token(token, 99)
     with pytest.raises(ValueError):
         z_to_token(np.array([np.nan], np.float32))
+
+
+def test_an_inverted_latent_travels_in_a_link():
+    z = torch.randn(100, generator=torch.Generator().manual_seed(3)).numpy()
+    params = encode_latent_state(z, {"attr:Smiling": 1.5, "sefa:0": 0.0})
+    assert set(params) == {"z", "d"} and params["d"] == "attr:Smiling:1.5"
+    back, offsets, errors = decode_latent_state(params, 100, known_directions={"attr:Smiling"})
+    assert errors == [] and offsets == {"attr:Smiling": 1.5} and np.abs(back - z).max() < 4e-3
+    assert decode_latent_state({"seed": "4"}, 100) == (None, {}, [])  # a seed link: no latent, no complaint
+    damaged, offsets, errors = decode_latent_state({"z": params["z"][:-3], "d": "attr:Smiling:2"}, 100)
+    assert damaged is None and offsets == {"attr:Smiling": 2.0}
+    assert len(errors) == 1 and "cannot be used: not a z token for z_dim 100" in errors[0]
+    assert "not a z token for z_dim 64" in decode_latent_state(params, 64)[2][0]  # another checkpoint's latent
 
 
 # ----------------------------------------------------------------------------------------------- CLI
