@@ -495,7 +495,7 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     assert set(evaluation["arithmetic"]["smile"]["by_selection"]["probe"]["by_k"]) == {"1", "3"}
     real = evaluation["arithmetic"]["smile"]["by_selection"]["real"]  # 48 held-out renders, inverted
     assert set(real["by_k"]) == {"1", "3"} and all(v == 1.0 for v in real["candidates_match"].values()), real
-    assert "inverting" in out and (run / "analysis").is_dir()  # the encoder it trained is cached with the checkpoint
+    assert "inverting" in out and list((snapshot / "analysis").glob("encoder-*.safetensors"))  # its encoder, cached beside it
     assert (snapshot / "evaluation" / "arithmetic-smile-grid-probe-k3.png").is_file()
     assert (snapshot / "evaluation" / "arithmetic-smile.png").is_file()
     assert (snapshot / "evaluation" / "neighbors.png").is_file()
