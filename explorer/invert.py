@@ -321,6 +321,43 @@ def invert_images(
     return invert(checkpoint.generator, checkpoint.discriminator, targets, start, settings, progress, progress_bar)
 
 
+@dataclass
+class InvertedPicture:
+    """One picture and its inversion, as both front ends show it (display layout, see `display_layout`)."""
+
+    picture: np.ndarray  # uint8 (S, S, 3) or (S, S): the input as the model sees it (cropped, resized, converted)
+    reconstruction: np.ndarray  # uint8, same layout: G(z)
+    z: np.ndarray  # (z_dim,) float32
+    token: str  # z as a URL-safe token (`explorer.ztoken`), for a shareable link
+    pixel_rms: float  # [0, 1] units
+    start_pixel_rms: float  # of the encoder's guess
+    seconds: float
+
+
+def invert_picture(
+    checkpoint: Checkpoint,
+    source: bytes | str | os.PathLike | np.ndarray,
+    name: str | None = None,
+    settings: InversionSettings = InversionSettings(),
+    encoder: Encoder | None = None,
+) -> InvertedPicture:
+    """An upload's bytes, a path, or a dataset image (uint8 (C, S, S)) -> its inversion: the one call a page makes.
+
+    InputImageError (a ValueError) with a message for the user for anything that is not a usable picture.
+    """
+    picture = np.asarray(source) if isinstance(source, np.ndarray) else load_image_for(checkpoint, source, name)
+    result = invert_images(checkpoint, picture[None], settings, encoder)
+    return InvertedPicture(
+        picture=display_layout(picture),
+        reconstruction=result.reconstruction[0],
+        z=result.z[0],
+        token=z_to_token(result.z[0]),
+        pixel_rms=float(result.rms[0]),
+        start_pixel_rms=float(result.start_rms[0]),
+        seconds=float(result.seconds[0]),
+    )
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 

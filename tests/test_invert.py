@@ -26,6 +26,7 @@ from explorer.invert import (
     InversionSettings,
     invert,
     invert_images,
+    invert_picture,
     load_image_for,
     main,
 )
@@ -236,6 +237,23 @@ def test_images_of_any_size_and_mode_are_read_as_the_dataset_readers_read_them(t
     assert from_path.shape == (channels, 32, 32) and from_path.dtype == np.uint8
     np.testing.assert_array_equal(from_path, decode_image_file(path, 32, channels).numpy())
     np.testing.assert_array_equal(load_image_for(checkpoint, path.read_bytes()), from_path)  # an upload's bytes
+
+
+def test_one_upload_is_inverted_by_one_call(checkpoint, models, tmp_path):
+    _, _, encoder, _ = models
+    z_true = shell_latents(1, seed=13)
+    with torch.no_grad():
+        pixels = ((checkpoint.generator(z_true) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    upload = io.BytesIO()
+    Image.fromarray(pixels).save(upload, format="PNG")
+    done = invert_picture(checkpoint, upload.getvalue(), "me.png", InversionSettings(steps=60), encoder)
+    assert done.picture.shape == done.reconstruction.shape == (32, 32, 3) and np.array_equal(done.picture, pixels)
+    assert np.linalg.norm(done.z - z_true[0].numpy()) / np.linalg.norm(z_true[0].numpy()) < 0.02
+    assert done.pixel_rms < done.start_pixel_rms and np.allclose(z_from_token(done.token, 8), done.z, atol=4e-3)
+    from_dataset = invert_picture(checkpoint, np.moveaxis(pixels, -1, 0), settings=InversionSettings(steps=60), encoder=encoder)
+    np.testing.assert_array_equal(from_dataset.z, done.z)  # the same picture, the same result
+    with pytest.raises(InputImageError, match="me.txt: not an image"):
+        invert_picture(checkpoint, b"plain text, not a picture", "me.txt", encoder=encoder)
 
 
 def test_bad_inputs_are_refused_with_the_reason(tmp_path):
