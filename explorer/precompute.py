@@ -24,6 +24,7 @@ from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.datasets import DatasetError, load_dataset
 from explorer.encoder import add_encoder_options, encoder_training_from, load_or_train_encoder
 from explorer.probe import Probe
+from explorer.real_exemplars import unknown_data_message
 from explorer.featuremap import (
     METHODS,
     feature_map_cache_path,
@@ -72,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load_dataset(spec, image_size=config.image_size, channels=config.channels, max_images=args.max_images)
         print(f"dataset {spec}: {len(dataset)} images")
     except DatasetError as exc:
+        reason = unknown_data_message(checkpoint) or f"the training dataset {spec!r} is not available on this machine ({exc})."
         print(
-            f"warning: the training dataset {spec!r} is not available on this machine ({exc}).\n"
-            "  The feature map will show generated images only, and there will be no attribute/class directions.",
+            f"warning: {reason}\n  The feature map will show generated images only, and there will be no attribute/class directions.",
             file=sys.stderr,
         )
 

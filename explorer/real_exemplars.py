@@ -21,6 +21,19 @@ from explorer.encoder import Encoder
 from explorer.invert import InversionResult, InversionSettings, invert_images
 
 
+def unknown_data_message(checkpoint: Checkpoint) -> str | None:
+    """What to tell a user where a feature needs the training pictures but meta.json names none (an imported checkpoint); else None."""
+    if checkpoint.dataset.get("spec"):
+        return None
+    source = (checkpoint.meta.get("imported_from") or {}).get("generator") or {}
+    origin = f"imported from {source['path']}" if source.get("path") else "saved without a dataset"
+    return (
+        f"This checkpoint was {origin} and its training data is unknown, so there are no real pictures to show or "
+        "pick exemplars from (the feature map shows generated images only). Import it again with "
+        "`python -m training.import_checkpoint ... --dataset SPEC` to name them; your own uploads still work."
+    )
+
+
 def dataset_labels(dataset: ImageDataset) -> dict[str, np.ndarray]:
     """The dataset's own labels as name -> bool (N,): one column per attribute and one per class name."""
     columns: dict[str, np.ndarray] = {}

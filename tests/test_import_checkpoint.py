@@ -19,6 +19,8 @@ from torch import nn
 from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
 from explorer.model import DCGANConfig, Generator
 from explorer.fsio import sha256_file
+from explorer.precompute import main as precompute
+from explorer.real_exemplars import unknown_data_message
 from training.import_checkpoint import main
 
 NZ, NGF, NDF = 16, 8, 8
@@ -110,6 +112,11 @@ def test_pytorch_examples_checkpoints_import_with_identical_outputs(examples, tm
     assert source["discriminator"]["sha256"] == sha256_file(netd)
     assert meta["dataset"]["spec"] is None and meta["dataset"]["known"] is False and "unknown" in meta["dataset"]["note"]
     assert meta["epoch"] == 3 and meta["step"] == 0
+    # what needs the training pictures says so plainly
+    message = unknown_data_message(load_checkpoint(out))
+    assert f"imported from {netg.resolve()}" in message and "training data is unknown" in message and "--dataset SPEC" in message
+    assert precompute([str(out), "--n-fake", "16", "--method", "pca", "--no-encoder"]) == 0
+    assert f"warning: {message}" in capsys.readouterr().err
 
 
 def test_safetensors_and_this_projects_layout_import_too(examples, tmp_path):
