@@ -1,9 +1,18 @@
-"""Server-side latency of the explorer's actions on a checkpoint (issue 4's targets).
+"""Latency of the explorer's actions on a checkpoint (issue 4's and issue 13's targets).
 
     python -m bench.explorer_latency [--checkpoint checkpoints/synthetic-faces-64] [--repeats 20] [--json out.json]
+                                     [--only browser] [--server-threads N]
 
-* slider move: a full Streamlit rerun of the Generate page (AppTest, in this process) after one
-  direction slider changes, i.e. everything the server does before the new image is sent;
+* in a real browser (`streamlit run app.py` + Debian's chromium, as a user sees it):
+  - slider move -> new image: a direction slider on the Generate page is moved by one key press
+    (ArrowRight, 0.1 latent units, a new value each time); timed in the page from the keydown to the
+    moment the edited image's src changes (a MutationObserver), then the app is left to go idle;
+  - arithmetic board drop -> new result: a palette sample is dragged with the mouse into a bin of
+    a board that already holds a result (opened from a link); timed from the drop event to the moment
+    the 3x3 grid's src changes (the thumbs are draggable, so Chromium turns the mouse drag into an
+    HTML5 drag-and-drop: it ends in `drop`, and no pointerup reaches the page);
+* slider move (server side): a full Streamlit rerun of the Generate page (AppTest, in this process)
+  after one direction slider changes, i.e. everything the server does for a whole-page rerun;
 * 64-image grid, arithmetic 3x3 grid, 60-frame walk + MP4: the core calls each page makes
   (generation, uint8 conversion, PNG/MP4 encoding), timed directly;
 * feature map page, cached: AppTest run of the Feature map page with the precomputed map on disk
@@ -17,9 +26,14 @@ comes from `python -m explorer.precompute` (see BENCHMARKS.md), not from here.
 """
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app's own processes (ui/__init__.py), before torch loads
+
 import argparse
 import json
-import os
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.local_server import free_port, launch_chromium, start_streamlit
+from tests.support.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,20 +173,120 @@ def cold_start(checkpoint_path: Path) -> dict:
     return {"to_first_page_with_images_s": total, "of_which_browser_launch_s": browser_ready}
 
 
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
+# Installed in the page: on each trigger event (keydown or pointerup, capture phase) remember the time and the
+# watched image's src; a MutationObserver notes when that src changes (Streamlit swaps the <img> or its src).
+WATCH_JS = """
+([event, caption]) => {
+  const find = () => [...document.querySelectorAll('[data-testid="stImage"]')].find(e => e.innerText.includes(caption));
+  const src = () => { const el = find(); const img = el && el.querySelector('img'); return img ? img.src : null; };
+  window.__latency = { t0: null, old: null, ms: null };
+  document.addEventListener(event, () => { window.__latency = { t0: performance.now(), old: src(), ms: null }; }, true);
+  const check = () => {
+    const s = window.__latency;
+    if (s.t0 !== null && s.ms === null) { const now = src(); if (now && now !== s.old) s.ms = performance.now() - s.t0; }
+  };
+  new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['src'] });
+}
+"""
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_timeout(250)
+    page.wait_for_function(IDLE, timeout=120_000)
+
+
+def _measured(page) -> float:
+    page.wait_for_function("() => window.__latency.ms !== null", timeout=60_000)
+    return page.evaluate("() => window.__latency.ms") / 1000
+
+
+def _board_drops(page, thumbs, bins, repeats: int, drops: list) -> None:
+    """Drag palette samples into bins, one at a time; each drop's time to the new 3x3 grid appended to `drops`."""
+    for k in range(repeats + 1):
+        source, target = thumbs.nth(3 + k).bounding_box(), bins.nth(k % 3).bounding_box()
+        page.mouse.move(source["x"] + source["width"] / 2, source["y"] + source["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(target["x"] + target["width"] / 2, target["y"] + target["height"] / 2, steps=8)
+        page.mouse.up()
+        drops.append(_measured(page))
+        _wait_idle(page)
+
+
+def browser_actions(checkpoint_path: Path, repeats: int, server_threads: int | None = None) -> dict:
+    """The two browser-measured rows (see the module doc) on a fresh server for `checkpoint_path`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = {**os.environ, "LATENT_LAB_CHECKPOINTS": str(checkpoint_path.parent.resolve())}
+    if server_threads:
+        env["OMP_NUM_THREADS"] = str(server_threads)  # torch's intra-op threads in the server process
+    log = Path(tempfile.mkdtemp()) / "server.log"
+    with open(log, "wb") as out:
+        server = start_streamlit(port, env=env, stdout=out)
+    try:
+        base = wait_for_streamlit(port, server, timeout_s=120, log=log)
+        with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+            browser = launch_chromium(p, profile, viewport={"width": 1400, "height": 1000})
+            page = browser.new_page()
+            page.goto(f"{base}/?ckpt={checkpoint_path.name}", timeout=120_000)
+            page.get_by_text("G(z + offsets)").first.wait_for(timeout=120_000)
+            _wait_idle(page)
+            page.evaluate(WATCH_JS, ["keydown", "G(z + offsets)"])
+            thumb = page.locator('[data-testid="stSlider"]').filter(has_text="sefa:0").get_by_role("slider")
+            slider = []
+            for _ in range(repeats + 1):  # the first move warms the caches of this session
+                thumb.focus()
+                page.keyboard.press("ArrowRight")
+                slider.append(_measured(page))
+                _wait_idle(page)
+            result = {"browser_slider_move_to_new_image": percentiles(slider[1:])}
+            print("browser slider", result, flush=True)  # kept even if the board part below fails
+
+            link = "bins=smiling%20woman:1:0;neutral%20woman:-1:1;neutral%20man:1:2"
+            page.goto(f"{base}/arithmetic?ckpt={checkpoint_path.name}&{link}", timeout=120_000)
+            page.get_by_text("G(Y) in the centre").first.wait_for(timeout=120_000)
+            _wait_idle(page)
+            page.evaluate(WATCH_JS, ["drop", "G(Y) in the centre"])
+            thumbs, bins = page.locator(".palette .thumb"), page.locator(".bin")
+            drops = []
+            try:
+                _board_drops(page, thumbs, bins, repeats, drops)
+                result["browser_board_drop_to_new_result"] = percentiles(drops[1:])
+            except PlaywrightTimeout as exc:  # reported as such, never as a figure
+                result["browser_board_drop_to_new_result"] = {"error": f"no new result after drop {len(drops) + 1}: {exc.message[:200]}"}
+            browser.close()
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(server.pid, signal.SIGKILL)
+    result["server_torch_threads"] = server_threads or "default"
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "synthetic-faces-64"))
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json")
     p.add_argument("--skip-cold-start", action="store_true")
+    p.add_argument("--only", choices=["browser"], help="only the browser-measured rows")
+    p.add_argument("--server-threads", type=int, help="OMP_NUM_THREADS for the browser rows' server (default: torch's)")
     args = p.parse_args(argv)
     path = Path(args.checkpoint)
-    results = {"checkpoint": str(path), "torch_threads": torch.get_num_threads()}
-    if not args.skip_cold_start:
-        results["cold_start"] = cold_start(path)
-        print("cold start", results["cold_start"], flush=True)
-    results.update(core_actions(path, args.repeats))
-    results.update(apptest_actions(path, args.repeats))
+    results = {"checkpoint": str(path), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()}
+    results.update(browser_actions(path, args.repeats, args.server_threads))
+    print("browser", {k: v for k, v in results.items() if k.startswith("browser")}, flush=True)
+    if args.only != "browser":
+        if not args.skip_cold_start:
+            results["cold_start"] = cold_start(path)
+            print("cold start", results["cold_start"], flush=True)
+        results.update(core_actions(path, args.repeats))
+        results.update(apptest_actions(path, args.repeats))
+    results["load_average_after"] = os.getloadavg()
     for key, value in results.items():
         print(f"{key}: {value}")
     if args.json:

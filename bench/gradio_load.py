@@ -2,7 +2,7 @@
 
     python -m bench.gradio_load [--checkpoint PATH] [--clients 20] [--seconds 60] [--concurrency 2] [--json out.json]
 
-The demo runs in its own process (`python -m explorer.gradio_app`, as deployed), so its resident
+The demo runs in its own process (`python gradio_app.py`, as deployed), so its resident
 memory is measured alone, not mixed with the clients'. Each client is a thread that loops over
 Gradio's HTTP API (POST /gradio_api/call/generate, then read the event stream until the result),
 the same two requests gradio_client makes, without gradio_client's per-call thread and polling
@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.local_server import free_port
+from tests.support.local_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_SEED = 2**32 - 1  # explorer.latent.MAX_SEED, without importing torch into the client process
@@ -71,7 +71,7 @@ def slider_count(url: str) -> int:
 
 def start_server(checkpoint: str, port: int, concurrency: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "explorer.gradio_app", "--checkpoint", checkpoint, "--port", str(port),
+    cmd = [sys.executable, "gradio_app.py", "--checkpoint", checkpoint, "--port", str(port),
            "--host", "127.0.0.1", "--concurrency", str(concurrency)]
     with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from bench.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit  # noqa: E402
+from tests.support.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit  # noqa: E402
 
 OUT = REPO / "docs" / "img"
 PAGES = {"generate": "", "arithmetic": "arithmetic", "walks": "walks", "feature-map": "feature_map", "model": "model"}

@@ -239,6 +239,7 @@ def export_checkpoint(
     weights_dtype: torch.dtype = torch.float16,
     include_discriminator: bool = True,
     prefer_ema: bool = True,
+    extra_meta: dict | None = None,
 ) -> Path:
     """A flat, shippable copy of a checkpoint: one generator (the EMA one when present), D, meta; no resume state.
 
@@ -250,6 +251,7 @@ def export_checkpoint(
     checkpoint = load_checkpoint(source, prefer_ema=prefer_ema, load_discriminator=include_discriminator)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "format_version", "files", "saved_at")}
     meta["exported_from"] = {"path": str(checkpoint.path), "generator": checkpoint.generator_kind, "dtype": str(weights_dtype)}
+    meta.update(extra_meta or {})  # e.g. the exporter's "training_command"
     modules = {"generator": checkpoint.generator}
     if checkpoint.discriminator is not None:
         modules["discriminator"] = checkpoint.discriminator

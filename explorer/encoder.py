@@ -37,7 +37,7 @@ from torch import nn
 
 from explorer.checkpoint import Checkpoint
 from explorer.directions import Progress
-from explorer.featuremap import ANALYSIS_DIR, analysis_cache_path, weights_sha256
+from explorer.analysis import ANALYSIS_DIR, analysis_cache_path, weights_sha256
 from explorer.fsio import atomic_write_bytes
 from explorer.generate import eval_mode
 from explorer.images import from_uint8, to_uint8

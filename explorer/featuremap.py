@@ -1,11 +1,11 @@
-"""The feature-map page's data: real and generated images side by side in the discriminator's feature space.
+"""The feature map: real and generated images side by side in the discriminator's feature space.
 
 Pipeline: `discriminator_features` (the paper's max-pooled D activations, 15360-d at 64 px) ->
 PCA to 50 dimensions (denoises, and makes the neighbour search and UMAP cheap) -> UMAP to 2-d
 (n_neighbors=15, min_dist=0.1). UMAP runs with random_state=None: a fixed seed forces numba's
 single-threaded path, and a reproducible layout is not worth that here because the layout is
-cached (see below); the first 2 PCA components are kept too as a deterministic view. umap-learn
-compiles its numba kernels on first use, so shipped checkpoints are precomputed with
+cached (`explorer.analysis`); the first 2 PCA components are kept too as a deterministic view.
+umap-learn compiles its numba kernels on first use, so shipped checkpoints are precomputed with
 `python -m explorer.precompute` and a UI request only reads a file. Most of that compile (~30 s
 per process) is pynndescent's approximate neighbour search, which UMAP never needs here: the exact
 15-nearest-neighbour graph of 10k points in 50-d takes scikit-learn ~2 s, and is handed to UMAP as
@@ -13,36 +13,28 @@ per process) is pynndescent's approximate neighbour search, which UMAP never nee
 
 Generated points are the seeds seed .. seed + n_fake - 1 (so a clicked point names its latent);
 real points are n_real images drawn without replacement from the dataset by np.random.default_rng(seed).
-
-Caching: results live in <checkpoint>/analysis/ (where precompute writes them), or, when that is
-not writable, in $LATENT_LAB_CACHE or ~/.cache/latent-lab/<generator sha256>/. A cached .npz
-carries its cache key (generator and discriminator SHA-256 plus the build parameters) in its
-JSON header; a mismatch (a retrained generator) means rebuild and replace, written atomically.
-Directions use the same mechanism (`load_or_compute_directions`). `cached_feature_map` and
-`cached_directions` are the lookups alone, for request paths that must never start a build.
+Reading a map: `point_images` (what a point shows), `point_groups` (colourings), `discriminator_accuracy`
+(how well D tells the map's real points from its generated ones, which explains separated islands).
 """
 from __future__ import annotations
 
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from scipy.special import expit
 
-from explorer.checkpoint import Checkpoint, _sha256
+from explorer.checkpoint import Checkpoint
 from explorer.datasets import ImageDataset
-from explorer.directions import DirectionSet, Progress, compute_directions, load_directions, save_directions
-from explorer.npzfile import load_npz, npz_header, save_npz
-from explorer.probe import Probe, fit_attribute_probe, load_probe, save_probe
+from explorer.directions import Progress
+from explorer.npzfile import load_npz, save_npz
+from explorer.probe import Probe
 from explorer.features import discriminator_features
 from explorer.generate import generate
-from explorer.images import png_bytes
+from explorer.images import to_uint8
 from explorer.latent import z_from_seed, z_from_seeds
 
 METHODS = ("umap", "pca")
@@ -52,8 +44,6 @@ UMAP_MIN_DIST = 0.1
 CHUNK = 1000  # images per feature-extraction step: the progress bar's granularity, and bounds float memory
 FEATURE_MAP_FORMAT = "latent-lab-featuremap"
 FEATURE_MAP_VERSION = 1
-CACHE_VERSION = 1  # bump when a change in this code changes what a cached file would contain
-ANALYSIS_DIR = "analysis"
 UNKNOWN = -1  # label value for a generated point when no probe labelled it
 
 
@@ -276,12 +266,6 @@ def point_hover_text(fmap: FeatureMap, indices: np.ndarray) -> list[str]:
     return [f"{'real #' if r else 'seed '}{n}<br>D(x) {d:.2f}" for r, n, d in zip(fmap.is_real[indices], fmap.index[indices], fmap.d_score[indices])]
 
 
-def thumbnail_png(images_uint8: torch.Tensor | np.ndarray, i: int) -> bytes:
-    """PNG of image i of a dataset-layout uint8 batch (N, C, H, W), for hover previews."""
-    image = np.asarray(images_uint8[i]).transpose(1, 2, 0)  # (H, W, C)
-    return png_bytes(image[..., 0] if image.shape[-1] == 1 else image)
-
-
 # ----------------------------------------------------------------------------------------------- files
 
 
@@ -320,237 +304,80 @@ def load_feature_map(path: str | os.PathLike) -> FeatureMap:
     )
 
 
-# ----------------------------------------------------------------------------------------------- caching
+# ----------------------------------------------------------------------------------------------- reading a map
 
 
-def weights_sha256(checkpoint: Checkpoint, role: str) -> str | None:
-    """SHA-256 of the weights file behind `role` ("generator" = the one loaded, EMA if used; or "discriminator")."""
-    if role == "generator" and checkpoint.uses_ema:
-        role = "generator_ema"
-    entry = checkpoint.meta["files"].get(role)
-    if entry is None:
+def map_dataset(fmap: FeatureMap, load: Callable[[int], ImageDataset]) -> ImageDataset | None:
+    """The dataset the map's real points index, via load(max_images) (its first N images suffice:
+    dataset prefixes are stable). None for a generated-only map, or when the dataset cannot be read here.
+    """
+    if not fmap.is_real.any():
         return None
-    return entry.get("sha256") or _sha256(checkpoint.path / entry["name"])
-
-
-def _cache_dirs(checkpoint: Checkpoint) -> tuple[Path, Path]:
-    """(<checkpoint>/analysis, the per-user cache folder for this generator): read in this order."""
-    user = Path(os.environ.get("LATENT_LAB_CACHE") or Path.home() / ".cache" / "latent-lab")
-    return checkpoint.path / ANALYSIS_DIR, user / weights_sha256(checkpoint, "generator")
-
-
-def cached_analysis_files(checkpoint: Checkpoint, pattern: str) -> list[Path]:
-    """Cached analysis files matching `pattern` (e.g. "featuremap-*.npz") built from this checkpoint's G and D.
-
-    For pages that list every cached build (any parameters) without building one; files whose
-    cache key names other weights or another cache version, or that cannot be read, are left out.
-    """
-    want = _cache_key(checkpoint, {})  # the weights and cache version, whatever the build parameters
-    found = []
-    for directory in _cache_dirs(checkpoint):
-        for path in sorted(directory.glob(pattern)):
-            try:
-                cache_key = npz_header(path).get("cache_key") or {}
-            except (OSError, ValueError, zipfile.BadZipFile):
-                continue
-            if all(cache_key.get(k) == v for k, v in want.items()):
-                found.append(path)
-    return found
-
-
-def analysis_cache_path(checkpoint: Checkpoint, filename: str) -> Path:
-    """Where a cached `filename` is written: <checkpoint>/analysis/ if writable (or creatable), else the user cache."""
-    analysis, user = _cache_dirs(checkpoint)
-    writable = os.access(analysis, os.W_OK) if analysis.is_dir() else os.access(checkpoint.path, os.W_OK)
-    return (analysis if writable else user) / filename
-
-
-def _load_cached(
-    checkpoint: Checkpoint, filename: str, parameters: dict[str, Any], dataset: ImageDataset | None, load: Callable[[Path], Any]
-) -> Any | None:
-    """The cache lookup: `load` of the first copy of `filename` whose header has the right key, or None.
-
-    The key is the generator and discriminator SHA-256 plus `parameters`. A copy built without a
-    dataset is not accepted when a dataset is now given (it would lack the real images/attributes);
-    one built with a dataset serves callers without one, so a UI that has no dataset still gets
-    precomputed results. Unreadable or foreign copies count as missing.
-    """
-    key = _cache_key(checkpoint, parameters)
-    for directory in _cache_dirs(checkpoint):
-        path = directory / filename
-        if not path.is_file():
-            continue
-        try:
-            header = npz_header(path)
-            if header.get("cache_key") == key and (dataset is None or header.get("cache_dataset") is not None):
-                return load(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            continue
-    return None
-
-
-def _cache_key(checkpoint: Checkpoint, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "cache_version": CACHE_VERSION,
-        "generator_sha256": weights_sha256(checkpoint, "generator"),
-        "discriminator_sha256": weights_sha256(checkpoint, "discriminator"),
-        **parameters,
-    }
-
-
-def _load_or_build(
-    checkpoint: Checkpoint,
-    filename: str,
-    parameters: dict[str, Any],
-    dataset: ImageDataset | None,
-    build: Callable[[], Any],
-    save: Callable[[Path, Any, Mapping], None],
-    load: Callable[[Path], Any],
-) -> Any:
-    """The one cache: `_load_cached`, else build and save atomically (replacing a stale or broken copy).
-
-    When no cache folder is writable the result is returned uncached, with a warning.
-    """
-    cached = _load_cached(checkpoint, filename, parameters, dataset, load)
-    if cached is not None:
-        return cached
-    result = build()
-    target = analysis_cache_path(checkpoint, filename)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        header = {"cache_key": _cache_key(checkpoint, parameters), "cache_dataset": None if dataset is None else dataset.spec}
-        save(target, result, header)
-    except OSError as exc:
-        warnings.warn(f"could not cache {filename} at {target}: {exc}", stacklevel=3)
-    return result
+        return load(int(fmap.index[fmap.is_real].max()) + 1)
+    except ValueError:  # DatasetError included
+        return None
 
 
-LazyProbe = Probe | Callable[[], Probe | None] | None
+def real_images(dataset: ImageDataset | None, indices: np.ndarray) -> np.ndarray | None:
+    """uint8 HWC (or HW for grayscale) images of dataset indices; None without the dataset."""
+    if dataset is None:
+        return None
+    images = dataset.images[np.asarray(indices)].permute(0, 2, 3, 1).numpy()
+    return images[..., 0] if images.shape[-1] == 1 else images
 
 
-def _resolve(probe: LazyProbe) -> Probe | None:
-    """A probe, or a zero-argument function that fits one: called only when a cache miss needs it."""
-    return probe() if callable(probe) else probe
-
-
-def _feature_map_entry(n_real: int, n_fake: int, seed: int, method: str) -> tuple[str, dict[str, Any]]:
-    """(cache file name, key parameters) of a feature map."""
-    parameters = {"kind": "featuremap", "n_real": n_real, "n_fake": n_fake, "seed": seed, "method": method}
-    return f"featuremap-{method}-real{n_real}-fake{n_fake}-seed{seed}.npz", parameters
-
-
-def _directions_entry(k: int, n_samples: int, seed: int) -> tuple[str, dict[str, Any]]:
-    """(cache file name, key parameters) of a direction set."""
-    parameters = {"kind": "directions", "k": k, "n_samples": n_samples, "seed": seed}
-    return f"directions-k{k}-samples{n_samples}-seed{seed}.npz", parameters
-
-
-def _probe_entry(max_per_class: int, seed: int) -> tuple[str, dict[str, Any]]:
-    return f"probe-perclass{max_per_class}-seed{seed}.npz", {"kind": "probe", "max_per_class": max_per_class, "seed": seed}
-
-
-def cached_probe(checkpoint: Checkpoint) -> Probe | None:
-    """A cached attribute probe for this checkpoint's weights, any parameters (the most labels first), or None.
-
-    A lookup that never fits: shipped checkpoints carry one in analysis/, so the app's auto-fill and
-    map colouring skip the fit (~25 s on 2 cores).
+def point_images(G: torch.nn.Module, dataset: ImageDataset | None, fmap: FeatureMap, points: np.ndarray) -> list[np.ndarray | None]:
+    """The uint8 image behind each map point: the dataset image for a real point (None without the
+    dataset), G(z(seed)) for a generated one. Thread-safe: hover previews are rendered in the background.
     """
-    readable = []
-    for path in cached_analysis_files(checkpoint, "probe-*.npz"):
-        try:
-            readable.append((npz_header(path)["cache_key"].get("max_per_class", 0), path))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            continue
-    for _, path in sorted(readable, key=lambda entry: -entry[0]):
-        try:
-            return load_probe(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            continue
-    return None
+    points = np.asarray(points)
+    out: list[np.ndarray | None] = [None] * len(points)
+    real = np.flatnonzero(fmap.is_real[points])
+    fake = np.flatnonzero(~fmap.is_real[points])
+    if len(fake):
+        generated = to_uint8(generate(G, z_from_seeds(fmap.index[points[fake]].tolist(), G.config.z_dim)))
+        for j, image in zip(fake, generated):
+            out[j] = image
+    images = real_images(dataset, fmap.index[points[real]]) if len(real) else None
+    if images is not None:
+        for j, image in zip(real, images):
+            out[j] = image
+    return out
 
 
-def load_or_fit_probe(
-    checkpoint: Checkpoint, dataset: ImageDataset | Callable[[], ImageDataset], max_per_class: int = 1000, seed: int = 0
-) -> Probe:
-    """`fit_attribute_probe` on D's features through the cache; `dataset` may be a function, called only to fit.
+@dataclass
+class DiscriminatorAccuracy:
+    real: float | None  # share of the map's real points D scores >= 0.5 (None: no real points)
+    generated: float | None  # share of its generated points D scores < 0.5 (None: no generated points)
 
-    ValueError without a discriminator, or (from the fit) for a dataset without labels.
-    """
-    D = checkpoint.discriminator
-    if D is None:
-        raise ValueError(f"{checkpoint.path} has no discriminator, whose features the probe reads")
+    @property
+    def balanced(self) -> float:
+        """The mean of the two shares (or the one there is): 0.5 is chance, whatever the real/generated mix."""
+        shares = [s for s in (self.real, self.generated) if s is not None]
+        return float(np.mean(shares)) if shares else 0.0
 
-    def fit() -> Probe:
-        data = dataset() if callable(dataset) else dataset
-        return fit_attribute_probe(D, data, max_per_class=max_per_class, seed=seed)
-
-    return _load_or_build(checkpoint, *_probe_entry(max_per_class, seed), None, fit, save_probe, load_probe)
-
-
-def feature_map_cache_path(
-    checkpoint: Checkpoint, n_real: int = 5000, n_fake: int = 5000, seed: int = 0, method: str = "umap"
-) -> Path:
-    return analysis_cache_path(checkpoint, _feature_map_entry(n_real, n_fake, seed, method)[0])
-
-
-def cached_feature_map(
-    checkpoint: Checkpoint,
-    dataset: ImageDataset | None = None,
-    n_real: int = 5000,
-    n_fake: int = 5000,
-    seed: int = 0,
-    method: str = "umap",
-) -> FeatureMap | None:
-    """The cached feature map for these parameters, or None: a lookup that never builds (for request paths)."""
-    return _load_cached(checkpoint, *_feature_map_entry(n_real, n_fake, seed, method), dataset, load_feature_map)
+    @property
+    def note(self) -> str:
+        """What D's accuracy says about the map, and what two islands of real and generated points mean."""
+        parts = [f"{name} {value:.0%}" for name, value in (("real", self.real), ("generated", self.generated)) if value is not None]
+        text = f"D tells real from generated on {self.balanced:.0%} of these points (balanced; {', '.join(parts)} correct)."
+        if self.real is None or self.generated is None:
+            return text
+        if self.balanced >= 0.9:
+            return text + (
+                " The map is built from D's own features, and a D that wins the game separates real from generated "
+                "images by construction: two islands are then expected, and are not by themselves poor coverage. "
+                "Judge coverage within the islands (does every kind of real image have generated neighbours of the same "
+                "kind? colour by an attribute or class) and by FID on the Model page."
+            )
+        return text + " D does not separate them well here, so where generated points mix with real ones, its features see them alike."
 
 
-def cached_directions(
-    checkpoint: Checkpoint, dataset: ImageDataset | None = None, k: int = 10, n_samples: int = 5000, seed: int = 0
-) -> DirectionSet | None:
-    """The cached directions for these parameters, or None: a lookup that never computes."""
-    return _load_cached(checkpoint, *_directions_entry(k, n_samples, seed), dataset, load_directions)
-
-
-def load_or_build_feature_map(
-    checkpoint: Checkpoint,
-    dataset: ImageDataset | None = None,
-    n_real: int = 5000,
-    n_fake: int = 5000,
-    seed: int = 0,
-    method: str = "umap",
-    probe: LazyProbe = None,
-    progress: Progress | None = None,
-) -> FeatureMap:
-    """`build_feature_map` through the cache (the probe is not part of the key: it only adds fake labels).
-
-    `probe` may be a function returning one, so that a cache hit never pays for fitting it.
-    """
-    return _load_or_build(
-        checkpoint,
-        *_feature_map_entry(n_real, n_fake, seed, method),
-        dataset,
-        lambda: build_feature_map(checkpoint, dataset, n_real, n_fake, seed, method, _resolve(probe), progress),
-        save_feature_map,
-        load_feature_map,
-    )
-
-
-def load_or_compute_directions(
-    checkpoint: Checkpoint,
-    dataset: ImageDataset | None = None,
-    k: int = 10,
-    n_samples: int = 5000,
-    seed: int = 0,
-    probe: LazyProbe = None,
-    progress: Progress | None = None,
-) -> DirectionSet:
-    """`compute_directions` through the same cache as the feature map; `probe` as in `load_or_build_feature_map`."""
-    return _load_or_build(
-        checkpoint,
-        *_directions_entry(k, n_samples, seed),
-        dataset,
-        lambda: compute_directions(checkpoint, dataset, k, n_samples, seed, _resolve(probe), progress),
-        save_directions,
-        load_directions,
+def discriminator_accuracy(fmap: FeatureMap) -> DiscriminatorAccuracy:
+    """D's real/fake accuracy on the map's points at threshold 0.5 on sigmoid(D(x))."""
+    real, fake = fmap.d_score[fmap.is_real], fmap.d_score[~fmap.is_real]
+    return DiscriminatorAccuracy(
+        real=float((real >= 0.5).mean()) if len(real) else None,
+        generated=float((fake < 0.5).mean()) if len(fake) else None,
     )

@@ -38,6 +38,18 @@ def from_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).div_(127.5).sub_(1.0)
 
 
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) as produced by `to_uint8` -> float (N, C, H, W) in [-1, 1]: its inverse."""
+    x = from_uint8(torch.from_numpy(np.ascontiguousarray(images)))
+    return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+
+
+def enlarge(image: np.ndarray, side: int) -> np.ndarray:
+    """Integer nearest-neighbour enlargement of a uint8 HWC/HW image to about `side` pixels: crisp pixels, not browser blur."""
+    factor = max(1, side // max(image.shape[0], image.shape[1]))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
+
+
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> one uint8 HWC (or HW) mosaic via torchvision's make_grid."""
     # Imported here: `import torchvision` pulls in torch._dynamo (~1.3 s), which the explorer's cold start skips.

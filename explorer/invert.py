@@ -50,7 +50,7 @@ from explorer.datasets.common import center_crop_resize
 from explorer.datasets.decode import MAX_IMAGE_PIXELS, pil_to_tensor
 from explorer.directions import Progress
 from explorer.encoder import Encoder, add_encoder_options, cached_encoder, encoder_training_from, load_or_train_encoder
-from explorer.featuremap import weights_sha256
+from explorer.analysis import weights_sha256
 from explorer.fsio import UnsafeFileError, atomic_write_bytes, atomic_write_json, read_regular_bytes
 from explorer.generate import eval_mode
 from explorer.images import from_uint8, png_bytes, to_uint8

@@ -13,6 +13,7 @@ norm ~sqrt(z_dim / 2)), where the generator saw few training latents.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -20,6 +21,9 @@ import numpy as np
 import torch
 
 MAX_SEED = 2**32 - 1  # numpy's seed range, so seeds shared with other GAN tools stay valid
+MAX_SEED_TEXT = 4096  # characters in a typed seed list; 64 seeds of 10 digits need under 800
+MAX_KEYPOINTS = 16  # keypoints of a walk through seeds, in both UIs
+PAPER_WALK = "0, 1, 2, 3, 4, 5, 6, 7, 8"  # the paper's figures walk through 9 points
 # |cos(angle)| above this counts as (anti)parallel: the angle is within ~1.8 degrees of 0 or pi,
 # where sin(angle) in slerp's denominator is < 0.032 and float32 round-off starts to dominate.
 PARALLEL_COS = 0.9995
@@ -39,6 +43,69 @@ def validate_seed(seed) -> int:
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
     return int(seed)
+
+
+def parse_seed(value, name: str = "seed") -> int:
+    """The one seed parser of both UIs and the URL state: `value` as a seed, or ValueError naming `name`.
+
+    Takes what widgets and links carry: an int, a float that is a whole number (a number widget),
+    or text of ASCII digits (surrounding spaces allowed). Text is length-checked before int()
+    so a huge number is never parsed, and "²", "1e3", "0x10" or "-1" are refused: a seed is a
+    whole number from 0 to MAX_SEED written as plain digits.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_SEED)) and int(text) <= MAX_SEED):
+            raise ValueError(f"{name}: {_quoted(value)} is not a whole number from 0 to {MAX_SEED}")
+        return int(text)
+    try:
+        return validate_seed(value)
+    except ValueError as exc:
+        raise ValueError(str(exc) if name == "seed" else f"{name}: {exc}") from None
+
+
+def parse_seed_list(text, name: str = "seeds", limit: int | None = None) -> tuple[list[int], list[str]]:
+    """Seeds from text such as "12, 40 7" (commas, semicolons or spaces between them), and one message per problem.
+
+    Parts that are not seeds are left out, each with a message; more than `limit` seeds keeps the
+    first `limit`, with a message. Text longer than MAX_SEED_TEXT characters is refused outright
+    (no list of seeds that fits any limit here is that long), so its parts are never split.
+    A UI that cannot go on with a partial list shows the first message as its error.
+    """
+    if text is None:
+        return [], []
+    if not isinstance(text, str):
+        return [], [f"{name} must be text listing seeds, e.g. '12, 40, 7'"]
+    if len(text) > MAX_SEED_TEXT:
+        return [], [f"{name} is {len(text):,} characters long; at most {MAX_SEED_TEXT:,} are read"]
+    seeds, errors = [], []
+    for part in [p for p in re.split(r"[\s,;]+", text.strip()) if p]:
+        try:
+            seeds.append(parse_seed(part, name))
+        except ValueError as exc:
+            errors.append(str(exc))
+    if limit is not None and len(seeds) > limit:
+        errors.append(f"{name} lists {len(seeds)} seeds; at most {limit} are allowed, so the first {limit} are used")
+        seeds = seeds[:limit]
+    return seeds, errors
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """A user-supplied fragment, quoted and shortened, for an error message."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def keypoint_seeds(text) -> tuple[list[int], list[str]]:
+    """The keypoints of a walk through seeds, from text: (at most MAX_KEYPOINTS seeds, one message per problem).
+
+    Fewer than two usable seeds adds the message that a walk needs two: there is then no walk.
+    """
+    seeds, errors = parse_seed_list(text, "keypoint seeds", MAX_KEYPOINTS)
+    if len(seeds) < 2:
+        errors.append(f"a walk needs at least two keypoint seeds, e.g. '{PAPER_WALK}'")
+    return seeds, errors
 
 
 def _validate_z_dim(z_dim) -> int:

@@ -25,7 +25,7 @@ from explorer.datasets import DatasetError, load_dataset
 from explorer.encoder import add_encoder_options, encoder_training_from, load_or_train_encoder
 from explorer.probe import Probe
 from explorer.real_exemplars import unknown_data_message
-from explorer.featuremap import (
+from explorer.analysis import (
     METHODS,
     feature_map_cache_path,
     load_or_build_feature_map,

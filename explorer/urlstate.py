@@ -1,30 +1,39 @@
 """The explorer's shareable state as URL query parameters (for Streamlit's `st.query_params`).
 
-    ?seed=42&d=attr:Smiling:-2,sefa:0:1.5
+    ?ckpt=synthetic-faces-64&seed=42&d=attr:Smiling:-2,sefa:0:1.5                  (Generate)
+    ?ckpt=fashion-mnist-32&bins=sneaker:1:0,1,2;sandal:-1:3,4,5&jitter=0.25&noise=0    (Vector arithmetic)
 
-`seed` names the latent (`z_from_seed`), `d` lists the non-zero direction offsets as name:value
-in latent units, sorted by name so one state has one URL. The value follows the *last* colon, so
-direction names keep their own colons ("sefa:0", see `explorer.directions`); any "," or "%" in a
-name is percent-encoded (`quote`) so it cannot break the list. Links are typed, truncated and
-edited by people, so decoding never raises: anything unusable falls back to a default and
-yields a sentence for the UI to show.
+`ckpt` names the checkpoint as the sidebar does (its name under the checkpoints folder, or a
+typed path inside it). `seed` names the latent (`z_from_seed`), `d` lists the non-zero direction
+offsets as name:value in latent units, sorted by name so one state has one URL. The value follows
+the *last* colon, so direction names keep their own colons ("sefa:0", see `explorer.directions`);
+any "," or "%" in a name is percent-encoded (`quote`) so it cannot break the list. `bins` lists
+the arithmetic's bins as name:weight:seeds, ";" between bins, with ":" ";" "," "%" in names
+percent-encoded; `jitter` and `noise` are the neighbourhood's noise scale and seed. Links are
+typed, truncated and edited by people, so decoding never raises: anything unusable falls back to
+a default and yields a sentence for the UI to show.
 """
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Collection, Mapping
 from urllib.parse import quote, unquote
 
-from explorer.latent import MAX_SEED, validate_seed
+from explorer.arithmetic import DEFAULT_JITTER, MAX_BIN_SEEDS, MAX_BINS, MAX_WEIGHT
+from explorer.latent import parse_seed, parse_seed_list, validate_seed
+from explorer.sliders import MAX_OFFSET
 
+CHECKPOINT_PARAM = "ckpt"
 SEED_PARAM = "seed"
 OFFSETS_PARAM = "d"
-MAX_OFFSET = 10.0  # latent units; the explorer's sliders stay well inside this
+BINS_PARAM = "bins"
+JITTER_PARAM = "jitter"
+NOISE_PARAM = "noise"
+MAX_JITTER = 2.0  # latent units; the neighbourhood noise of both UIs
+MAX_CHECKPOINT_CHARS = 512
 MAX_DIRECTIONS = 64
 MAX_PARAM_CHARS = 4096  # a longer `d` is not from this app; refuse to parse it
 _NAME_SAFE = "-_./~:"  # left readable in names besides letters and digits
-_SEED_TEXT = re.compile(r"[0-9]{1,10}")  # MAX_SEED has 10 digits; no sign, no decimal point
 
 
 def encode_state(seed: int, offsets: Mapping[str, float]) -> dict[str, str]:
@@ -65,6 +74,18 @@ def _show(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+def _seed_param(params: Mapping, key: str, name: str, default: int, fallback: str, errors: list[str]) -> int:
+    """The seed in parameter `key` (`parse_seed`), or `default` with an error ending in `fallback`."""
+    raw = _last_value(params, key)
+    if raw is None:
+        return default
+    try:
+        return parse_seed(raw, name)
+    except ValueError as exc:
+        errors.append(f"{exc}; {fallback}")
+        return default
+
+
 def decode_state(
     params: Mapping[str, str | list[str]],
     default_seed: int = 0,
@@ -78,14 +99,7 @@ def decode_state(
     Other parameters (another page's) are ignored.
     """
     errors: list[str] = []
-    seed = default_seed
-    raw_seed = _last_value(params, SEED_PARAM)
-    if raw_seed is not None:
-        text = raw_seed.strip()
-        if _SEED_TEXT.fullmatch(text) and int(text) <= MAX_SEED:
-            seed = int(text)
-        else:
-            errors.append(f"the link's seed {_show(raw_seed)} is not a whole number from 0 to {MAX_SEED}; showing seed {default_seed}")
+    seed = _seed_param(params, SEED_PARAM, "the link's seed", default_seed, f"showing seed {default_seed}", errors)
 
     offsets: dict[str, float] = {}
     raw_offsets = _last_value(params, OFFSETS_PARAM)
@@ -123,6 +137,98 @@ def decode_state(
             errors.append(f"direction {_show(name)} appears more than once in the link; the last value was used")
         offsets[name] = value
     return seed, offsets, errors
+
+
+# ----------------------------------------------------------------------------------------------- checkpoint
+
+
+def encode_checkpoint(label: str) -> dict[str, str]:
+    return {CHECKPOINT_PARAM: label}
+
+
+def decode_checkpoint(params: Mapping) -> str | None:
+    """The link's checkpoint name or path as written (the UI resolves it), or None when there is none or it is absurd."""
+    value = _last_value(params, CHECKPOINT_PARAM)
+    if value is None or not value.strip() or len(value) > MAX_CHECKPOINT_CHARS or "\x00" in value:
+        return None
+    return value.strip()
+
+
+# ----------------------------------------------------------------------------------------------- arithmetic
+
+
+Bin = tuple[str, float, list[int]]  # (name, weight, seeds)
+
+
+def encode_arithmetic(bins: list[Bin], jitter: float, noise_seed: int) -> dict[str, str]:
+    """{"bins": "smiling woman:1:0,1,2;...", "jitter": "0.25", "noise": "0"}; strict like `encode_state`."""
+    if not 1 <= len(bins) <= MAX_BINS:
+        raise ValueError(f"a link holds 1 to {MAX_BINS} bins, got {len(bins)}")
+    entries = []
+    for name, weight, seeds in bins:
+        weight = float(weight)
+        if not (math.isfinite(weight) and abs(weight) <= MAX_WEIGHT):
+            raise ValueError(f"bin {name!r}: weight must be a finite number within +-{MAX_WEIGHT:g}, got {weight!r}")
+        if len(seeds) > MAX_BIN_SEEDS:
+            raise ValueError(f"bin {name!r} has {len(seeds)} seeds; at most {MAX_BIN_SEEDS} fit in a link")
+        entries.append(f"{quote(name, safe=' -_./~')}:{weight:g}:{','.join(str(validate_seed(s)) for s in seeds)}")
+    jitter = float(jitter)
+    if not (math.isfinite(jitter) and 0 <= jitter <= MAX_JITTER):
+        raise ValueError(f"jitter must be a finite number from 0 to {MAX_JITTER:g}, got {jitter!r}")
+    return {BINS_PARAM: ";".join(entries), JITTER_PARAM: f"{jitter:g}", NOISE_PARAM: str(validate_seed(noise_seed))}
+
+
+def decode_arithmetic(params: Mapping) -> tuple[list[Bin] | None, float, int, list[str]]:
+    """(bins or None when the link has none, jitter, noise seed, errors); never raises.
+
+    Bins beyond MAX_BINS, seeds beyond MAX_BIN_SEEDS per bin and unusable seeds are dropped;
+    unusable weights become 1 and a weight beyond +-MAX_WEIGHT is clipped; a bad jitter or noise
+    seed falls back to its default. Each repair adds one error.
+    """
+    errors: list[str] = []
+    jitter = DEFAULT_JITTER
+    raw_jitter = _last_value(params, JITTER_PARAM)
+    if raw_jitter is not None:
+        try:
+            value = float(raw_jitter)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and 0 <= value <= MAX_JITTER:
+            jitter = value
+        else:
+            errors.append(f"the link's jitter {_show(raw_jitter)} is not a number from 0 to {MAX_JITTER:g}; using {DEFAULT_JITTER:g}")
+    noise = _seed_param(params, NOISE_PARAM, "the link's noise seed", 0, "using 0", errors)
+    raw_bins = _last_value(params, BINS_PARAM)
+    if raw_bins is None or not raw_bins.strip():
+        return None, jitter, noise, errors
+    if len(raw_bins) > MAX_PARAM_CHARS:
+        errors.append(f"the link's bin list is {len(raw_bins)} characters long (at most {MAX_PARAM_CHARS}); it was ignored")
+        return None, jitter, noise, errors
+    entries = raw_bins.split(";")
+    if len(entries) > MAX_BINS:
+        errors.append(f"the link has {len(entries)} bins; only the first {MAX_BINS} were used")
+        entries = entries[:MAX_BINS]
+    bins: list[Bin] = []
+    for i, entry in enumerate(entries):
+        parts = entry.split(":")
+        if len(parts) != 3:
+            errors.append(f"the link's bin {_show(entry)} is not of the form name:weight:seeds; it is left empty")
+            parts = [f"bin {i + 1}", "1", ""]
+        name = unquote(parts[0]).strip() or f"bin {i + 1}"
+        try:
+            weight = float(parts[1])
+        except ValueError:
+            weight = math.nan
+        if math.isnan(weight):
+            errors.append(f"bin {_show(name)}: weight {_show(parts[1])} is not a number; using 1")
+            weight = 1.0
+        elif abs(weight) > MAX_WEIGHT:
+            errors.append(f"bin {_show(name)}: weight {_show(parts[1])} is outside +-{MAX_WEIGHT:g}; using {math.copysign(MAX_WEIGHT, weight):g}")
+            weight = math.copysign(MAX_WEIGHT, weight)
+        seeds, seed_errors = parse_seed_list(parts[2], f"bin {_show(name)}", MAX_BIN_SEEDS)
+        errors += seed_errors
+        bins.append((name, weight, list(dict.fromkeys(seeds))))
+    return bins, jitter, noise, errors
 
 
 # ----------------------------------------------------------------------------------------------- inverted latents

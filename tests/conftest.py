@@ -56,10 +56,7 @@ def _precompute(run_dir: Path) -> None:
     from explorer.checkpoint import load_checkpoint
     from explorer.datasets import load_dataset
     from explorer.probe import fit_attribute_probe
-    from explorer.featuremap import (
-        load_or_build_feature_map,
-        load_or_compute_directions,
-    )
+    from explorer.analysis import load_or_build_feature_map, load_or_compute_directions
 
     checkpoint = load_checkpoint(run_dir)
     dataset = load_dataset("synthetic-faces:64", image_size=32, channels=3)

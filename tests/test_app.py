@@ -1,18 +1,29 @@
 """The Streamlit explorer through AppTest (no browser): every page runs, widgets change outputs, bad input is explained.
 
 `AppTest.from_file` resolves relative paths from this file's folder, hence "../app.py". The app reads
-the checkpoints folder from LATENT_LAB_CHECKPOINTS, which the `tiny_checkpoints` fixture sets.
+the checkpoints folder from LATENT_LAB_CHECKPOINTS, which the `tiny_checkpoints` fixture sets. Expected
+values come from the core, computed here on the same checkpoint.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer import analysis
+from explorer.arithmetic import ConceptBin, arithmetic, check_arithmetic, consistency_baseline
+from explorer.checkpoint import load_checkpoint
+from explorer.featuremap import discriminator_accuracy
+from explorer.model import count_parameters
 from explorer.registry import CHECKPOINTS_ROOT, DEFAULT_CHECKPOINT
+from explorer.selection import model_key
+from tests.support.checkpoints import class_checkpoint, plot_values
 
 TIMEOUT = 120  # first runs import torch and load the model; later ones take well under a second
+PAPER = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
 
 
 def image_urls(at: AppTest) -> list[str]:
@@ -20,8 +31,26 @@ def image_urls(at: AppTest) -> list[str]:
     return [img.url for element in at.get("image") for img in element.proto.imgs]
 
 
+def captions(at: AppTest) -> list[str]:
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
+
+
+def link(at: AppTest) -> dict[str, str]:
+    """The URL's query parameters the app wrote, as {name: value}."""
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+
+
+def names(options: list[str]) -> list[str]:
+    """Direction names of multiselect/selectbox options as shown ("sefa:0 (12%)" -> "sefa:0")."""
+    return [o.split(" (")[0] for o in options]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def app(tiny_checkpoints, page: str | None = None, **state) -> AppTest:
@@ -32,6 +61,18 @@ def app(tiny_checkpoints, page: str | None = None, **state) -> AppTest:
     if page is not None:
         at.switch_page(page)
         at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def from_link(params: dict, page: str | None = None) -> AppTest:
+    """A new session opened from a shared link: the URL's query parameters before the first run."""
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    if page is not None:
+        at.switch_page(page)
+    at.run()
     assert not at.exception, at.exception
     return at
 
@@ -48,9 +89,10 @@ def test_opens_on_generate_page_with_checkpoint_meta(tiny):
     at = app(tiny)
     assert at.title[0].value == "Generate & sliders"
     assert at.sidebar.selectbox(key="ckpt_pick").value == "tiny-faces"
-    assert "synthetic-faces:64" in texts(at.sidebar.caption)
+    assert "synthetic-faces:64** · step 8 · 32 px RGB · z 100 · raw generator" in texts(at.sidebar.caption)
     assert not at.error
-    assert len(image_urls(at)) >= 3  # the grid, G(z) and the edited G(z)
+    assert captions(at) == [f"seed {s}" for s in range(16)] + ["G(z), seed 0", "G(z + offsets)"]
+    assert link(at) == {"ckpt": "tiny-faces", "seed": "0"}
 
 
 def test_typed_path_outside_the_checkpoints_folder_is_refused(tiny):
@@ -73,11 +115,15 @@ def test_garbage_file_and_broken_run_give_clear_errors(tiny):
     assert "not valid JSON" in texts(at.sidebar.error) or "not a latent-lab checkpoint" in texts(at.sidebar.error)
 
 
-def test_typed_path_inside_the_folder_loads(tiny):
+def test_typed_path_inside_the_folder_loads_and_is_linked(tiny):
     at = app(tiny)
-    at.sidebar.text_input(key="ckpt_typed").input(f"{tiny.tiny.name}/snapshots/step-00000008").run()
+    typed = f"{tiny.tiny.name}/snapshots/step-00000008"
+    at.sidebar.text_input(key="ckpt_typed").input(typed).run()
     assert not at.exception and not at.error
     assert at.title[0].value == "Generate & sliders"
+    assert at.query_params["ckpt"] == typed
+    again = from_link(link(at))
+    assert again.sidebar.text_input(key="ckpt_typed").value == typed and image_urls(again) == image_urls(at)
 
 
 # ----------------------------------------------------------------------------------------------- generate
@@ -91,8 +137,8 @@ def test_direction_slider_changes_the_image_and_the_url(tiny):
     assert not at.exception
     assert before[:-1] == after[:-1]  # the grid and G(z) stay
     assert before[-1] != after[-1]  # the edited image changed
-    assert at.query_params["d"] == "sefa:0:4"
-    assert at.query_params["seed"] == "0"
+    assert link(at) == {"ckpt": "tiny-faces", "seed": "0", "d": "sefa:0:4"}
+    assert "?ckpt=tiny-faces&seed=0&d=sefa%3A0%3A4" in texts(at.code)
 
 
 def test_raw_z_slider_and_seed_change_the_image(tiny):
@@ -101,33 +147,30 @@ def test_raw_z_slider_and_seed_change_the_image(tiny):
     at.slider(key="gen_off::z:0").set_value(-2.5).run()
     assert image_urls(at)[-1] != before
     at.number_input(key="gen_seed").set_value(7).run()
-    assert at.query_params["seed"] == "7"
+    assert at.query_params["seed"] == "7" and captions(at)[-2] == "G(z), seed 7"
     next(b for b in at.button if b.label == "Reset sliders").click().run()
     assert at.slider(key="gen_off::z:0").value == 0.0
 
 
 def test_url_state_is_applied(tiny):
-    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
-    at.query_params["seed"] = "5"
-    at.query_params["d"] = "sefa:1:1.5,z:3:-2"
-    at.run()
-    assert not at.exception and not at.warning
+    at = from_link({"ckpt": "tiny-faces-bare", "seed": "5", "d": "sefa:1:1.5,z:3:-2"})
+    assert not at.warning
+    assert at.sidebar.selectbox(key="ckpt_pick").value == "tiny-faces-bare"
     assert at.number_input(key="gen_seed").value == 5
     assert at.slider(key="gen_off::sefa:1").value == 1.5
     assert at.slider(key="gen_off::z:3").value == -2.0
+    assert link(at) == {"ckpt": "tiny-faces-bare", "seed": "5", "d": "sefa:1:1.5,z:3:-2"}
 
 
-def test_malformed_url_seed_warns_and_falls_back(tiny):
-    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
-    at.query_params["seed"] = "12abc"
-    at.query_params["d"] = "sefa:0:lots,nonexistent:1"
-    at.run()
-    assert not at.exception
+def test_malformed_url_seed_and_checkpoint_warn_and_fall_back(tiny):
+    at = from_link({"ckpt": "no-such-run", "seed": "12abc", "d": "sefa:0:lots,nonexistent:1"})
     warning = texts(at.warning)
+    assert "The link's checkpoint 'no-such-run' cannot be opened here" in warning
     assert "The link could not be used" in warning
-    assert "'12abc' is not a whole number" in warning
+    assert "'12abc' is not a whole number from 0 to 4294967295" in warning
     assert "is not a number" in warning and "no direction 'nonexistent'" in warning
     assert at.number_input(key="gen_seed").value == 0
+    assert at.sidebar.selectbox(key="ckpt_pick").value == "tiny-faces"
 
 
 # ----------------------------------------------------------------------------------------------- arithmetic
@@ -137,15 +180,25 @@ ARITH = "pages/arithmetic.py"
 
 def test_injected_board_state_produces_the_arithmetic_grid(tiny):
     at = app(tiny, ARITH)
-    assert "Empty bins" in texts(at.warning)
-    at.session_state["arith_board"] = {"assignment": [[0, 1, 2], [3, 4, 5], [6, 7, 8]]}
+    assert "Empty bins 'smiling woman', 'neutral woman', 'neutral man'" in texts(at.warning)
+    at.session_state["arith_board"] = {"assignment": PAPER}
     at.run()
     assert not at.exception and not at.warning
-    assert any("Y = " in m.value for m in at.markdown)
-    captions = " ".join(img.caption for element in at.get("image") for img in element.proto.imgs)
-    assert "G(Y) in the centre" in captions and "pixel space" in captions
-    assert at.session_state["arith_bins"] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
-    assert len(at.metric) == 3  # one consistency score per bin
+    assert "**Y = [smiling woman] − [neutral woman] + [neutral man]**" in texts(at.markdown)
+    assert captions(at)[-3:] == [
+        "G(Y) in the centre, G(Y + noise) around it", "The same sum in pixel space",
+        "G(mean z) of each bin: smiling woman, neutral woman, neutral man",
+    ]
+    assert at.session_state["arith_bins"] == PAPER
+    # the consistency metrics are the core's numbers for these bins
+    checkpoint = load_checkpoint(tiny.tiny)
+    bins = [ConceptBin(n, s, w) for n, s, w in zip(["smiling woman", "neutral woman", "neutral man"], PAPER, [1.0, -1.0, 1.0])]
+    result = arithmetic(checkpoint.generator, bins, checkpoint.config.z_dim, seed=0, jitter=0.25)
+    baseline = consistency_baseline(checkpoint.generator, checkpoint.discriminator)
+    checks = check_arithmetic(checkpoint.discriminator, bins, result, baseline)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {b.name: f"{c:.2f}" for b, c in zip(bins, checks.consistency)}
+    assert f"Random samples score {baseline:.2f}" in texts(at.caption)
 
 
 def test_empty_bin_and_bin_of_one_are_explained(tiny):
@@ -158,18 +211,102 @@ def test_empty_bin_and_bin_of_one_are_explained(tiny):
     at.run()
     assert not at.exception
     assert "Bin 'neutral woman' has 1 image" in texts(at.warning)
-    assert any("Y = " in m.value for m in at.markdown)  # still computed, with the warning
+    assert "**Y = [smiling woman] − [neutral woman] + [neutral man]**" in texts(at.markdown)  # still computed, with the warning
+    assert {m.label: m.value for m in at.metric}["neutral woman"] == "—"
 
 
 def test_weights_change_the_result(tiny):
     at = app(tiny, ARITH)
-    at.session_state["arith_board"] = {"assignment": [[0, 1, 2], [3, 4, 5], [6, 7, 8]]}
+    at.session_state["arith_board"] = {"assignment": PAPER}
     at.run()
     before = image_urls(at)
-    at.number_input(key="arith_w_1").set_value(0.5).run()
+    at.number_input(key="arith_w_1").set_value(-0.5).run()
     assert not at.exception
-    assert image_urls(at)[-3:] != before[-3:]
-    assert any("0.5·[neutral woman]" in m.value for m in at.markdown)
+    assert image_urls(at)[-3] != before[-3] and image_urls(at)[-2] != before[-2]  # grid and pixel sum
+    assert image_urls(at)[-1] == before[-1]  # the bin means do not depend on the weights
+    assert "**Y = [smiling woman] − 0.5·[neutral woman] + [neutral man]**" in texts(at.markdown)
+
+
+def test_the_arithmetic_shows_the_attribute_classifiers_verdict(tiny):
+    checkpoint = load_checkpoint(tiny.tiny)
+    probe = analysis.app_probe(checkpoint)  # what Auto-fill does first: fit the probe into the analysis cache
+    at = app(tiny, ARITH)
+    at.session_state["arith_board"] = {"assignment": PAPER}
+    at.run()
+    bins = [ConceptBin(n, s, w) for n, s, w in zip(["smiling woman", "neutral woman", "neutral man"], PAPER, [1.0, -1.0, 1.0])]
+    result = arithmetic(checkpoint.generator, bins, checkpoint.config.z_dim, seed=0, jitter=0.25)
+    verdict = check_arithmetic(checkpoint.discriminator, bins, result, 0.0, probe).verdict
+    assert verdict.target == "smiling man"
+    shown = f"**Attribute classifier: smiling man: {int(verdict.matches.sum())} of 9 (G(Y) {'included' if verdict.centre else 'not included'})**"
+    assert shown in texts(at.markdown)
+    assert "Of the 9 images it reads:" in texts(at.caption)
+
+
+def test_link_round_trip_reproduces_checkpoint_bins_and_result(tiny):
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select(tiny.bare.name).run()
+    at.switch_page(ARITH)
+    at.run()
+    at.text_input(key="arith_name_0").input("smiling lady").run()
+    at.number_input(key="arith_w_2").set_value(1.5).run()
+    at.session_state["arith_board"] = {"assignment": [[10, 11], [12, 13, 14], [15]]}
+    at.run()
+    at.slider(key="arith_jitter").set_value(0.5).run()
+    shared_link = link(at)
+    assert shared_link == {"ckpt": tiny.bare.name, "bins": "smiling lady:1:10,11;neutral woman:-1:12,13,14;neutral man:1.5:15",
+                    "jitter": "0.5", "noise": "0"}
+    shared = from_link(shared_link, ARITH)  # a new session, as someone opening the link
+    assert shared.sidebar.selectbox(key="ckpt_pick").value == tiny.bare.name
+    assert shared.session_state["arith_bins"] == [[10, 11], [12, 13, 14], [15]]
+    assert [shared.text_input(key=f"arith_name_{i}").value for i in range(3)] == ["smiling lady", "neutral woman", "neutral man"]
+    assert shared.number_input(key="arith_w_2").value == 1.5 and shared.slider(key="arith_jitter").value == 0.5
+    assert image_urls(shared)[-3:] == image_urls(at)[-3:]  # the same grid, pixel sum and bin means
+    assert link(shared) == shared_link
+
+
+def test_a_bad_arithmetic_link_is_repaired_with_messages(tiny):
+    at = from_link({"ckpt": "tiny-faces", "bins": "a:x:1,2,q;b:9:3", "jitter": "nan"}, ARITH)
+    warning = texts(at.warning)
+    assert "weight 'x' is not a number; using 1" in warning and "'q' is not a whole number" in warning
+    assert "outside +-3; using 3" in warning and "jitter 'nan'" in warning
+    assert at.session_state["arith_bins"] == [[1, 2], [3]]
+
+
+# ----------------------------------------------------------------------------------------------- class checkpoints
+
+
+@pytest.fixture
+def with_classes(tiny, tmp_path, monkeypatch):
+    """A checkpoints folder with the tiny faces run and a class-labelled (Fashion-MNIST-like) checkpoint."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny.tiny, root / "tiny-faces")
+    class_checkpoint(root / "tiny-classes")
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(root))
+    return root
+
+
+def test_a_class_checkpoint_gets_class_sliders_and_class_named_bins(with_classes):
+    at = app(with_classes)
+    at.sidebar.selectbox(key="ckpt_pick").select("tiny-classes").run()
+    assert not at.exception and not at.error
+    # the default rule: cond:NAME when the analysis has it, else the raw class:NAME; then the top SeFa directions
+    assert at.multiselect(key="gen_dirs").value == ["class:Sneaker", "cond:Sandal", "sefa:0", "sefa:1", "sefa:2"]
+    offered = names(at.multiselect(key="gen_dirs").options)
+    assert {"svm:Sneaker", "class:Sandal", "svm:Sandal"} <= set(offered)
+    # the Gradio demo over the same checkpoint offers exactly these directions, in this order
+    from ui.gradio_explorer import Explorer
+    gradio_sliders = Explorer(load_checkpoint(with_classes / "tiny-classes")).sliders
+    assert [s.name for s in gradio_sliders if not s.name.startswith("z:")] == offered
+    at.switch_page(ARITH)
+    at.run()
+    assert [at.text_input(key=f"arith_name_{i}").value for i in range(3)] == ["sneaker", "sandal", "ankle boot"]
+    assert "Empty bins 'sneaker', 'sandal', 'ankle boot'" in texts(at.warning)
+    # back to a faces checkpoint: its own bins, not the sneakers
+    at.sidebar.selectbox(key="ckpt_pick").select("tiny-faces").run()
+    assert [at.text_input(key=f"arith_name_{i}").value for i in range(3)] == ["smiling woman", "neutral woman", "neutral man"]
+    at.switch_page("pages/generate.py")
+    at.run()
+    assert not any(n.startswith(("class:", "cond:")) for n in at.multiselect(key="gen_dirs").value)
 
 
 # ----------------------------------------------------------------------------------------------- walks
@@ -181,13 +318,17 @@ def test_walk_through_seeds_and_along_a_direction(tiny):
     at = app(tiny, WALKS)
     assert not at.warning
     assert "65 frames" in texts(at.markdown)  # 9 keypoints, 8 frames per segment: 8 * 8 + 1
-    assert len(at.get("download_button")) == 2
-    assert len(at.get("plotly_chart")) == 2
+    assert [b.label for b in at.get("download_button")] == ["Download GIF", "Download MP4"]
+    change, norms = figures(at)
+    assert len(plot_values(change["data"][0]["y"])) == 64  # one change per pair of consecutive frames
+    assert [shape["x0"] for shape in change["layout"]["shapes"]] == list(range(0, 65, 8))  # the keypoints
+    assert len(plot_values(norms["data"][0]["y"])) == 65
     at.slider(key="walk_steps").set_value(4).run()
     assert "33 frames" in texts(at.markdown)
     at.radio(key="walk_kind").set_value("Along a direction").run()
     assert not at.exception
     assert "17 frames" in texts(at.markdown)
+    assert at.selectbox(key="walk_direction").value == "sefa:0"  # no labelled direction in the tiny analysis
 
 
 def test_walk_with_bad_seeds_explains(tiny):
@@ -195,7 +336,8 @@ def test_walk_with_bad_seeds_explains(tiny):
     at.text_input(key="walk_seeds").input("3, banana").run()
     assert not at.exception
     warning = texts(at.warning)
-    assert "'banana' is not a whole number" in warning and "at least two keypoint seeds" in warning
+    assert "Keypoint seeds: 'banana' is not a whole number from 0 to 4294967295" in warning
+    assert "A walk needs at least two keypoint seeds" in warning
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -204,39 +346,54 @@ def test_walk_with_bad_seeds_explains(tiny):
 def test_model_page_shows_curves_samples_and_architecture(tiny):
     at = app(tiny, "pages/model.py")
     assert not at.warning
-    assert len(at.get("plotly_chart")) == 1
+    (curves,) = figures(at)
+    assert [t["name"] for t in curves["data"]] == ["loss D", "loss G", "D(x)", "D(G(z))", "images / s", "sample diversity"]
+    assert list(plot_values(curves["data"][0]["x"])) == [2, 4, 6, 8]  # --log-every 2 over 8 steps
     assert at.slider(key="model_sample").max == 1  # two sample grids (two epochs)
-    assert len(at.dataframe) >= 2  # generator and discriminator tables
-    assert any("Generator" in m.value for m in at.markdown)
+    assert "Drawn by the raw generator, the one the explorer shows." in texts(at.caption)
+    checkpoint = load_checkpoint(tiny.tiny)
+    tables = [d.value for d in at.dataframe if "layer" in d.value.columns]
+    assert [t["parameters"].sum() for t in tables] == [count_parameters(checkpoint.generator), count_parameters(checkpoint.discriminator)]
+    assert tables[0]["output"].iloc[-1] == "3 × 32 × 32" and tables[1]["output"].iloc[-1] == "1 × 1 × 1"
+    assert f"**Generator** · {count_parameters(checkpoint.generator):,} parameters" in texts(at.markdown)
 
 
-# ----------------------------------------------------------------------------------------------- the real default
+# ----------------------------------------------------------------------------------------------- feature map
+
+FMAP = "pages/feature_map.py"
 
 
-@pytest.mark.skipif(not (CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT).is_dir(), reason="the shipped default checkpoint is not trained yet")
-def test_smoke_on_the_shipped_default_checkpoint(tiny, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = app(tiny)
-    assert at.sidebar.selectbox(key="ckpt_pick").value == DEFAULT_CHECKPOINT
-    assert not at.error
-    for page in (ARITH, WALKS, "pages/model.py"):
-        at.switch_page(page)
-        at.run()
-        assert not at.exception, (page, at.exception)
-        assert not at.error, (page, texts(at.error))
-    assert os.environ["LATENT_LAB_CHECKPOINTS"] == str(CHECKPOINTS_ROOT)
-
-
-@pytest.mark.skipif(not (CHECKPOINTS_ROOT / "fashion-mnist-32").is_dir(), reason="the shipped Fashion-MNIST checkpoint is missing")
-def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
-    # an export holds one generator file; the page must still say it is the EMA one (meta's exported_from)
-    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = app(tiny)
-    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
-    at.switch_page("pages/model.py")
+def test_feature_map_from_the_cache_and_a_selection(tiny):
+    at = app(tiny, FMAP)
+    assert at.radio(key="fmap_layout").options == ["PCA"]  # a PCA-only map: UMAP was never run
+    (figure,) = figures(at)
+    assert [t["name"] for t in figure["data"]] == ["real (64)", "generated (64)"]
+    fmap = analysis.cached_feature_map(load_checkpoint(tiny.tiny), n_real=64, n_fake=64, method="pca")
+    assert discriminator_accuracy(fmap).note in texts(at.info)  # D's real/fake accuracy, and what islands mean
+    assert "Select points" in texts(at.info)
+    at.selectbox(key="fmap_colour").select("Smiling").run()
+    assert not at.exception
+    assert [t["name"].split(" (")[0] for t in figures(at)[0]["data"]] == ["Smiling", "not Smiling"]  # the probe labelled every generated point
+    # a selection as the browser reports it: customdata[0] is the point's index in the map
+    at.session_state["fmap_plot"] = {"selection": {"points": [{"customdata": 70}, {"customdata": [3]}], "point_indices": [], "box": [], "lasso": []}}
     at.run()
     assert not at.exception, at.exception
-    assert {m.label: m.value for m in at.metric}["Generator"] == "EMA"
+    assert "2 selected" in texts(at.subheader)
+    assert f"seed 6 · D {fmap.d_score[70]:.2f}" in captions(at)  # point 70 is generated seed 6 (64 real points first)
+    assert f"real #{fmap.index[3]} · D {fmap.d_score[3]:.2f}" in captions(at)
+
+
+def test_feature_map_compute_button_without_a_cache(tiny):
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select(tiny.bare.name).run()
+    at.switch_page(FMAP)
+    at.run()
+    assert "No feature map is cached" in texts(at.info)
+    at.radio(key="fmap_method").set_value("pca").run()
+    next(b for b in at.button if b.label.startswith("Compute feature map")).click().run()
+    assert not at.exception and not at.error
+    names = [t["name"] for t in figures(at)[0]["data"]]
+    assert names[0].startswith("real (") and names[1] == "generated (5000)"
 
 
 # ----------------------------------------------------------------------------------------------- more pages
@@ -248,14 +405,14 @@ def test_auto_fill_uses_the_attribute_probe(tiny):
     assert not at.exception, at.exception
     assert "Filled smiling woman (Smiling=1, Male=0)" in texts(at.success)
     bins = at.session_state["arith_bins"]
-    assert [len(b) for b in bins] == [3, 3, 3]
-    assert any("Y = " in m.value for m in at.markdown)
+    assert [len(b) for b in bins] == [3, 3, 3] and all(0 <= s < 512 for b in bins for s in b)
+    assert "**Y = [smiling woman] − [neutral woman] + [neutral man]**" in texts(at.markdown)
 
 
 def test_directions_from_the_cache_appear_as_sliders(tiny):
     at = app(tiny)
     directions = at.multiselect(key="gen_dirs")
-    assert any(o.startswith("ganspace:") for o in directions.options)
+    assert [o for o in names(directions.options) if o.startswith("ganspace:")] == [f"ganspace:{i}" for i in range(10)]
     # The tiny model's probe is never 90 % sure, so its attribute directions are listed as skipped, with why.
     assert "attr:Smiling" in texts(at.markdown) and "confident positives" in texts(at.markdown)
     at.multiselect(key="gen_dirs").select("ganspace:0").run()
@@ -272,38 +429,7 @@ def test_compute_directions_button_on_an_unanalysed_checkpoint(tiny):
     assert not any(o.startswith("ganspace:") for o in at.multiselect(key="gen_dirs").options)
     at.button(key="compute_dirs_generate").click().run()
     assert not at.exception and not at.error
-    assert any(o.startswith("ganspace:") for o in at.multiselect(key="gen_dirs").options)
-
-
-FMAP = "pages/feature_map.py"
-
-
-def test_feature_map_from_the_cache_and_a_selection(tiny):
-    at = app(tiny, FMAP)
-    assert len(at.get("plotly_chart")) == 1
-    assert at.radio(key="fmap_layout").options == ["PCA"]  # a PCA-only map: UMAP was never run
-    assert "Select points" in texts(at.info)
-    at.selectbox(key="fmap_colour").select("attribute: Smiling").run()
-    assert not at.exception
-    # a selection as the browser reports it: customdata[0] is the point's index in the map
-    at.session_state["fmap_plot"] = {"selection": {"points": [{"customdata": 70}, {"customdata": [3]}], "point_indices": [], "box": [], "lasso": []}}
-    at.run()
-    assert not at.exception, at.exception
-    assert "2 selected" in texts(at.subheader)
-    captions = " ".join(img.caption for element in at.get("image") for img in element.proto.imgs)
-    assert "seed 6" in captions and "real #" in captions  # point 70 is generated seed 6 (64 real points first)
-
-
-def test_feature_map_compute_button_without_a_cache(tiny):
-    at = app(tiny)
-    at.sidebar.selectbox(key="ckpt_pick").select(tiny.bare.name).run()
-    at.switch_page(FMAP)
-    at.run()
-    assert "No feature map is cached" in texts(at.info)
-    at.radio(key="fmap_method").set_value("pca").run()
-    next(b for b in at.button if b.label.startswith("Compute feature map")).click().run()
-    assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 1
+    assert [o for o in names(at.multiselect(key="gen_dirs").options) if o.startswith("ganspace:")] == [f"ganspace:{i}" for i in range(10)]
 
 
 def test_checkpoint_choice_and_sliders_survive_page_switches(tiny):
@@ -315,3 +441,54 @@ def test_checkpoint_choice_and_sliders_survive_page_switches(tiny):
         at.run()
         assert at.sidebar.selectbox(key="ckpt_pick").value == tiny.bare.name
     assert at.slider(key="gen_off::sefa:0").value == 2.0
+
+
+# ----------------------------------------------------------------------------------------------- the real default
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT).is_dir(), reason="the shipped default checkpoint is not trained yet")
+def test_smoke_on_the_shipped_default_checkpoint(tiny, monkeypatch):
+    from ui.hover import preview_folder
+
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = app(tiny)
+    assert at.sidebar.selectbox(key="ckpt_pick").value == DEFAULT_CHECKPOINT
+    assert not at.error
+    for page in (ARITH, WALKS, FMAP, "pages/model.py"):
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        assert not at.error, (page, texts(at.error))
+    # The map page started writing its 10,000 hover previews in the background (unless a server already did):
+    # remove the folder, so that its next write fails and the thread stops instead of taking CPU from the suite.
+    fmap_file = analysis.find_feature_maps(load_checkpoint(CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT))[0]
+    if not (preview_folder(model_key(CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT), fmap_file.stem) / ".complete").exists():
+        shutil.rmtree(preview_folder(model_key(CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT), fmap_file.stem), ignore_errors=True)
+    assert os.environ["LATENT_LAB_CHECKPOINTS"] == str(CHECKPOINTS_ROOT)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_ROOT / "fashion-mnist-32").is_dir(), reason="the shipped Fashion-MNIST checkpoint is missing")
+def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
+    # an export holds one generator file; the page must still say it is the EMA one (meta's exported_from)
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Generator"] == "EMA"
+    assert "Drawn by the EMA generator, the one the explorer shows." in texts(at.caption)
+
+
+def test_training_grids_from_another_kind_of_generator_are_labelled(tiny, tmp_path, monkeypatch):
+    """A run trained with --ema whose checkpoint is explored with its raw generator (as the shipped faces one)."""
+    root = tmp_path / "checkpoints"
+    shutil.copytree(tiny.tiny, root / "ema-run")
+    snapshot = root / "ema-run" / "snapshots" / "step-00000008"
+    meta = json.loads((snapshot / "meta.json").read_text())
+    meta["training"]["ema"] = True
+    (snapshot / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(root))
+    at = app(tiny, "pages/model.py")
+    assert "These grids were drawn during training by the **EMA generator**, while the explorer shows the **raw** one" in texts(at.warning)
+    assert captions(at)[0] == "epoch_002 (2 of 2, EMA generator, same fixed noise)"

@@ -6,19 +6,34 @@ import pytest
 import torch
 
 from explorer.arithmetic import (
+    BASELINE_SEEDS,
     GRID_CENTRE,
     MAX_BIN_SEEDS,
+    PAPER_BINS,
     ConceptBin,
     arithmetic,
     arithmetic_grid_latents,
+    arithmetic_target,
+    arithmetic_verdict,
+    auto_fill,
     bin_consistency,
+    check_arithmetic,
+    clean_bin_seeds,
     combine,
+    concept_conditions,
     concept_mean,
+    concept_scores,
+    consistency_baseline,
+    default_bins,
+    empty_bins_message,
+    expression_text,
     pixel_arithmetic,
 )
+from explorer.probe import Probe
+from explorer.features import discriminator_features
 from explorer.generate import generate
-from explorer.latent import z_from_seed, z_from_seeds
-from explorer.model import DCGANConfig, Generator
+from explorer.latent import MAX_SEED, z_from_seed, z_from_seeds
+from explorer.model import DCGANConfig, Discriminator, Generator
 
 CONFIG = DCGANConfig(image_size=32, g_width=8, d_width=8, z_dim=16)
 
@@ -150,5 +165,94 @@ def test_arithmetic_end_to_end(G):
     assert torch.allclose(result.pixel_result, pixel_arithmetic(exemplars, [1.0, -1.0, 1.0]), atol=1e-6)
     assert result.pixel_result.shape == (3, 32, 32) and result.pixel_result.abs().max() <= 1.0
     assert len(result.warnings) == 1 and "neutral man" in result.warnings[0]
+    means = generate(G, torch.stack([z_from_seeds(b.seeds, 16).mean(0) for b in bins]))
+    assert torch.allclose(result.bin_means, means, atol=1e-6)  # what each concept looks like on its own
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(result.exemplar_images, exemplars))
     with pytest.raises(ValueError, match="z_dim 100 does not match"):
         arithmetic(G, bins, 100)
+
+
+# ----------------------------------------------------------------------------------------------- concepts by name
+
+FACES = ["Smiling", "Male", "Eyeglasses", "Wearing_Hat", "Black_Hair"]
+FASHION = ["T-shirt/top", "Trouser", "Sandal", "Sneaker", "Ankle boot"]
+
+
+def test_bin_names_become_probe_conditions():
+    assert concept_conditions("smiling woman", FACES) == {"Smiling": 1, "Male": 0}
+    assert concept_conditions("Neutral MAN with glasses", FACES) == {"Smiling": 0, "Male": 1, "Eyeglasses": 1}
+    assert concept_conditions("woman wearing_hat", FACES) == {"Wearing_Hat": 1, "Male": 0}  # whole column names match too
+    assert concept_conditions("black hair", FACES) == {"Black_Hair": 1}
+    assert concept_conditions("ankle boot", FASHION) == {"Ankle boot": 1}
+    assert concept_conditions("t-shirt/top", FASHION) == {"T-shirt/top": 1}
+    assert concept_conditions("sneakers", FASHION) == {} and concept_conditions("smiling woman", FASHION) == {}  # not its columns
+    assert concept_conditions("human", FACES) == {}  # "man" inside another word is no man
+
+
+def test_concept_scores_and_auto_fill_pick_the_most_likely_samples():
+    p = np.array([[0.9, 0.1], [0.8, 0.9], [0.2, 0.1], [0.6, 0.3]])  # columns Smiling, Male
+    np.testing.assert_allclose(concept_scores(p, ["Smiling", "Male"], {"Smiling": 1, "Male": 0}), [0.81, 0.08, 0.18, 0.42])
+    with pytest.raises(ValueError, match="no column"):
+        concept_scores(p, ["Smiling", "Male"], {"Eyeglasses": 1})
+    filled = auto_fill(["Smiling", "Male"], p, [100, 101, 102, 103], ["smiling woman", "neutral woman", "a cat"], per_bin=2)
+    assert filled.bins == [[100, 103], [102, 103], None]
+    assert filled.filled == ["smiling woman (Smiling=1, Male=0)", "neutral woman (Smiling=0, Male=0)"] and filled.unknown == ["a cat"]
+
+
+def test_default_bins_follow_the_checkpoints_labels():
+    assert default_bins(FACES, []) == list(PAPER_BINS)
+    assert default_bins([], ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]) == [
+        ("sneaker", 1.0), ("sandal", -1.0), ("ankle boot", 1.0)]
+    assert default_bins([], ["airplane", "automobile", "bird", "cat"]) == [("airplane", 1.0), ("automobile", -1.0), ("bird", 1.0)]
+    assert default_bins(["Bright"], []) == [("bright", 1.0), ("not bright", -1.0), ("concept 3", 1.0)]
+    assert default_bins([], []) == [("concept 1", 1.0), ("concept 2", -1.0), ("concept 3", 1.0)]
+
+
+def test_the_target_of_an_expression_and_the_verdict():
+    paper = [("smiling woman", 1.0), ("neutral woman", -1.0), ("neutral man", 1.0)]
+    assert arithmetic_target(paper, FACES, "attribute") == {"Smiling": 1, "Male": 1}
+    glasses = [("man with glasses", 1.0), ("man", -1.0), ("woman", 1.0)]
+    assert arithmetic_target(glasses, FACES, "attribute") == {"Male": 0, "Eyeglasses": 1}
+    proba = np.full((9, len(FACES)), 0.1)
+    proba[:, :2] = 0.9  # every image smiling and male ...
+    proba[[0, 8], 1] = 0.2  # ... except two women
+    proba[4, 3] = 0.7  # G(Y) wears a hat, which the expression does not speak about
+    verdict = arithmetic_verdict(paper, FACES, "attribute", proba)
+    assert verdict.target == "smiling man" and verdict.text == "smiling man: 7 of 9 (G(Y) included)"
+    assert verdict.matches.tolist() == [False] + [True] * 7 + [False]
+    assert verdict.counts == {"Smiling": 9, "Male": 7, "Wearing_Hat": 1, "Eyeglasses": 0, "Black_Hair": 0}
+    assert arithmetic_verdict(glasses, FACES, "attribute", proba).target == "woman with glasses"
+    assert arithmetic_verdict([("a", 1.0), ("b", -1.0)], FACES, "attribute", proba).text == ""  # nothing it can judge
+    # classes: the classes with the largest positive weighted sum; an image matches when it is classified as one
+    shoes = [("sneaker", 1.0), ("sandal", -1.0), ("ankle boot", 1.0)]
+    assert arithmetic_target(shoes, FASHION, "class") == {"Sneaker": 1, "Ankle boot": 1}
+    classes = np.eye(len(FASHION))[[3, 3, 4, 2, 4, 4, 0, 3, 4]]
+    verdict = arithmetic_verdict(shoes, FASHION, "class", classes)
+    assert verdict.text == "Sneaker or Ankle boot: 7 of 9 (G(Y) included)"
+    assert verdict.counts == {"Ankle boot": 4, "Sneaker": 3, "T-shirt/top": 1, "Sandal": 1}
+
+
+def test_check_arithmetic_reads_the_grid_and_the_exemplars_with_D(G):
+    torch.manual_seed(1)
+    D = Discriminator(CONFIG).eval()
+    bins = [ConceptBin("smiling woman", [1, 2, 3], 1.0), ConceptBin("neutral woman", [4, 5], -1.0), ConceptBin("neutral man", [6, 7, 8], 1.0)]
+    result = arithmetic(G, bins, 16)
+    features = discriminator_features(D, generate(G, z_from_seeds([1, 2, 3], 16)))
+    baseline = consistency_baseline(G, D)
+    assert baseline == pytest.approx(bin_consistency(discriminator_features(D, generate(G, z_from_seeds(list(BASELINE_SEEDS), 16)))))
+    weight = np.zeros((features.shape[1], 2), np.float32)
+    weight[:, 0] = 1.0  # "Smiling" fires on everything, "Male" never
+    probe = Probe("attribute", ["Smiling", "Male"], weight, np.array([0.0, -1e6], np.float32), {}, {})
+    checks = check_arithmetic(D, bins, result, baseline, probe)
+    assert checks.consistency[0] == pytest.approx(bin_consistency(features), rel=1e-5) and checks.baseline == baseline
+    assert checks.verdict.target == "smiling man" and checks.verdict.counts == {"Smiling": 9, "Male": 0}
+    assert check_arithmetic(D, bins, result, baseline).verdict is None
+
+
+def test_board_reports_and_messages():
+    assert clean_bin_seeds([[1, 1, 2.0, True, -1, float("nan"), MAX_SEED + 1, "3"], "x", [5]], 4) == [[1, 2], [], [5], []]
+    assert clean_bin_seeds(None, 2) == [[], []] and len(clean_bin_seeds([list(range(100))], 1)[0]) == MAX_BIN_SEEDS
+    assert empty_bins_message([]) is None
+    assert empty_bins_message(["a"]).startswith("Empty bin 'a': put at least one exemplar")
+    assert empty_bins_message(["a", "b"]).startswith("Empty bins 'a', 'b':")
+    assert expression_text([("a", 1.0), ("b", -1.0), ("c", 0.5), ("d", -2.0)]) == "[a] − [b] + 0.5·[c] − 2·[d]"

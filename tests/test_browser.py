@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit
+from tests.support.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
@@ -109,6 +109,23 @@ def image_src(page, caption: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- tests
+
+
+def test_a_shared_link_as_the_fresh_servers_first_request(page, server):
+    """First: a fresh server's first request is a link to a sub-page (Streamlit's pages/ folder relic runs it
+    without app.py). The page must come with the app's own navigation, and the link's checkpoint and bins."""
+    link = "arithmetic?ckpt=tiny-faces-bare&bins=smiling%20lady:1:0,1;neutral%20woman:-1:2;neutral%20man:1.5:3,4,5&jitter=0.5"
+    open_page(page, server, link, "Vector arithmetic")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Generate & sliders").wait_for()
+    assert nav.get_by_text("Latent walks").is_visible() and nav.get_by_text("common").count() == 0
+    bins = page.locator(".bin")
+    bins.first.wait_for()
+    assert [bins.nth(i).locator(".thumb").count() for i in range(3)] == [2, 1, 3]
+    assert bins.nth(0).locator(".bin-title").inner_text() == "smiling lady (+1) (2)"
+    page.get_by_text("G(Y) in the centre").first.wait_for()
+    # the app writes the link back from what it shows (the noise seed it added included): the link's checkpoint is the active one
+    assert "ckpt=tiny-faces-bare" in page.url and "jitter=0.5" in page.url and "noise=0" in page.url
 
 
 def test_opens_on_the_generate_page(page, server):

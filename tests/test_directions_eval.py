@@ -117,3 +117,13 @@ def test_attribute_dependence_from_labels():
     c = np.array([1, 0, 1, 0, 1, 0, 1, 0])
     dependence = attribute_dependence(np.stack([a, b, c], 1), ["A", "B", "C"])
     assert dependence["A"]["B"] == pytest.approx(0.5) and dependence["A"]["C"] == pytest.approx(0.0)
+
+
+def test_slider_floor_the_renderers_own_edit_flips_only_its_attribute():
+    """bench.slider_floor: switching one attribute of real renders on is what a perfect slider does; the judge agrees."""
+    from bench.slider_floor import ATTRIBUTES, slider_floor
+
+    results = slider_floor(n=60, seed=3)
+    assert list(results) == list(ATTRIBUTES)
+    for r in results.values():
+        assert r["flip_rate"] == 1.0 and r["max_other_flip"] <= 0.1 and r["faces"] >= 50

@@ -1,28 +1,33 @@
-"""The feature map: layout, labels, nearest neighbours, the analysis cache and the precompute CLI."""
-import io
+"""The feature map (layout, labels, nearest neighbours, what a point shows, D's accuracy), the analysis cache
+(explorer.analysis) and the precompute CLI."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from explorer import featuremap
-from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
-from explorer.probe import fit_attribute_probe
-from explorer.featuremap import (
-    UNKNOWN,
-    FeatureMap,
-    build_feature_map,
+from explorer import analysis
+from explorer.analysis import (
     cached_directions,
     cached_feature_map,
     feature_map_cache_path,
     load_or_build_feature_map,
     load_or_compute_directions,
+)
+from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
+from explorer.directions import Direction, DirectionSet
+from explorer.probe import fit_attribute_probe
+from explorer.featuremap import (
+    UNKNOWN,
+    FeatureMap,
+    build_feature_map,
+    discriminator_accuracy,
+    map_dataset,
     nearest_real,
-    thumbnail_png,
+    point_images,
 )
 from explorer.generate import generate, realism
+from explorer.images import to_uint8
 from explorer.latent import z_from_seeds
 from explorer.model import DCGANConfig, Discriminator, Generator
 from explorer.precompute import main as precompute
@@ -91,8 +96,8 @@ def test_umap_layout_of_a_few_hundred_points(checkpoint):
 
 def test_cache_hit_then_rebuild_when_the_generator_changes(checkpoint, dataset, monkeypatch):
     builds = []
-    build = featuremap.build_feature_map
-    monkeypatch.setattr(featuremap, "build_feature_map", lambda *a, **k: builds.append(1) or build(*a, **k))
+    build = analysis.build_feature_map
+    monkeypatch.setattr(analysis, "build_feature_map", lambda *a, **k: builds.append(1) or build(*a, **k))
     args = {"n_real": 20, "n_fake": 10, "method": "pca"}
     assert cached_feature_map(checkpoint, dataset, **args) is None  # the lookup alone never builds
     first = load_or_build_feature_map(checkpoint, dataset, **args)
@@ -112,8 +117,8 @@ def test_cache_hit_then_rebuild_when_the_generator_changes(checkpoint, dataset, 
 
 def test_directions_share_the_cache(checkpoint, monkeypatch):
     computed = []
-    compute = featuremap.compute_directions
-    monkeypatch.setattr(featuremap, "compute_directions", lambda *a, **k: computed.append(1) or compute(*a, **k))
+    compute = analysis.compute_directions
+    monkeypatch.setattr(analysis, "compute_directions", lambda *a, **k: computed.append(1) or compute(*a, **k))
     assert cached_directions(checkpoint, k=3) is None and not computed
     first = load_or_compute_directions(checkpoint, k=3)
     second = load_or_compute_directions(checkpoint, k=3)
@@ -123,7 +128,7 @@ def test_directions_share_the_cache(checkpoint, monkeypatch):
 
 
 def test_cache_falls_back_to_the_user_folder_when_the_checkpoint_is_read_only(checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setattr(featuremap.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(analysis.os, "access", lambda path, mode: False)
     path = feature_map_cache_path(checkpoint, 20, 10, 0, "pca")
     sha = checkpoint.meta["files"]["generator"]["sha256"]
     assert path.parent == tmp_path / "user-cache" / sha
@@ -139,12 +144,29 @@ def test_a_corrupt_cache_file_is_rebuilt(checkpoint):
     assert len(fm.index) == 10 and np.load(path, allow_pickle=False)["index"].shape == (10,)
 
 
-def test_thumbnail_png(dataset):
-    image = Image.open(io.BytesIO(thumbnail_png(dataset.images, 4)))
-    assert image.size == (32, 32) and image.mode == "RGB"
-    assert np.array_equal(np.asarray(image), dataset.images[4].permute(1, 2, 0).numpy())
-    grey = Image.open(io.BytesIO(thumbnail_png(dataset.images[:, :1], 0)))
-    assert grey.mode == "L"
+def test_point_images_are_the_dataset_image_or_the_seeds_sample(checkpoint, dataset):
+    fm = build_feature_map(checkpoint, dataset, n_real=10, n_fake=5, seed=2, method="pca")
+    images = point_images(checkpoint.generator, dataset, fm, np.array([11, 3]))
+    fake = to_uint8(generate(checkpoint.generator, z_from_seeds([fm.index[11]], CONFIG.z_dim)))[0]
+    assert np.array_equal(images[0], fake)
+    assert np.array_equal(images[1], dataset.images[fm.index[3]].permute(1, 2, 0).numpy())
+    assert point_images(checkpoint.generator, None, fm, np.array([3]))[0] is None  # a real point without the dataset
+    asked = []
+    assert map_dataset(fm, lambda n: asked.append(n) or dataset) is dataset and asked == [int(fm.index[:10].max()) + 1]
+
+
+def test_discriminator_accuracy_and_what_islands_mean():
+    fm = _labelled_map([0, 1, 0, 1, 0], ["a", "b"], "class")  # real D 0.9, 0.8; generated 0.1, 0.2, 0.3
+    accuracy = discriminator_accuracy(fm)
+    assert (accuracy.real, accuracy.generated, accuracy.balanced) == (1.0, 1.0, 1.0)
+    assert "by construction" in accuracy.note and "not by themselves poor coverage" in accuracy.note
+    fm.d_score[:] = [0.9, 0.3, 0.6, 0.7, 0.1]
+    accuracy = discriminator_accuracy(fm)
+    assert (accuracy.real, accuracy.generated, accuracy.balanced) == (0.5, pytest.approx(1 / 3), pytest.approx(5 / 12))
+    assert accuracy.note.startswith("D tells real from generated on 42% of these points (balanced; real 50%, generated 33% correct).")
+    assert "does not separate them well" in accuracy.note
+    fm.d_score[:] = 0.1  # calls everything fake: right on every generated point, which is no separation at all
+    assert discriminator_accuracy(fm).balanced == 0.5 and "by construction" not in discriminator_accuracy(fm).note
 
 
 def test_precompute_without_the_dataset_says_so_and_writes_the_analysis(checkpoint, capsys):
@@ -203,7 +225,7 @@ def test_point_groups_shared_by_both_uis():
 
 
 def test_probe_is_fitted_once_then_read_from_the_cache(checkpoint, dataset):
-    from explorer.featuremap import cached_probe, load_or_fit_probe
+    from explorer.analysis import cached_probe, load_or_fit_probe
 
     assert cached_probe(checkpoint) is None
     loads = []
@@ -230,7 +252,7 @@ def test_probe_is_fitted_once_then_read_from_the_cache(checkpoint, dataset):
 
 @pytest.mark.parametrize("name", ["synthetic-faces-64", "fashion-mnist-32"])
 def test_shipped_checkpoints_carry_their_attribute_probe(name):
-    from explorer.featuremap import cached_probe
+    from explorer.analysis import cached_probe
 
     path = Path(__file__).resolve().parent.parent / "checkpoints" / name
     if not path.is_dir():
@@ -239,3 +261,21 @@ def test_shipped_checkpoints_carry_their_attribute_probe(name):
     probe = cached_probe(shipped)  # matched to these exact weights by SHA-256
     assert probe is not None and probe.names == (shipped.attribute_names or shipped.class_names)
     assert probe.weight.shape[1] == len(probe.names) and min(probe.accuracy.values()) > 0.6
+
+
+def test_the_apps_lookups_read_any_cached_build_and_never_compute(checkpoint, dataset, monkeypatch):
+    directions, analysed, problem = analysis.available_directions(checkpoint)
+    assert not analysed and problem is None and list(directions) == [f"sefa:{i}" for i in range(10)]  # SeFa is closed form
+    assert analysis.find_feature_maps(checkpoint) == []
+    load_or_build_feature_map(checkpoint, None, n_fake=10, method="pca")
+    load_or_build_feature_map(checkpoint, None, n_fake=12, method="pca")
+    extra = Direction("attr:Bright", np.eye(CONFIG.z_dim)[0], "attribute", 0.9, "hand-made")
+    monkeypatch.setattr(analysis, "compute_directions", lambda *a, **k: DirectionSet([extra], {"attr:Noise": "too few"}))
+    load_or_compute_directions(checkpoint, k=3)
+    directions, analysed, _ = analysis.available_directions(checkpoint)
+    assert analysed and "attr:Bright" in directions and "sefa:0" in directions and directions.skipped == {"attr:Noise": "too few"}
+    assert [p.name for p in analysis.find_feature_maps(checkpoint)] == [
+        "featuremap-pca-real5000-fake10-seed0.npz", "featuremap-pca-real5000-fake12-seed0.npz"]
+    (checkpoint.path / "analysis" / "directions-k3-samples5000-seed0.npz").write_bytes(b"garbage")
+    _, analysed, problem = analysis.available_directions(checkpoint)
+    assert not analysed and problem is None  # a file that is not a valid cache entry does not count

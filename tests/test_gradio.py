@@ -7,10 +7,10 @@ skipped only when chromium is missing outside CI.
 """
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.local_server import free_port, launch_chromium
+from tests.support.checkpoints import class_checkpoint, plot_values
+from tests.support.local_server import free_port, launch_chromium
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -43,7 +44,7 @@ def analysed(tiny_checkpoints, tmp_path_factory) -> Path:
     demo's lookup-only readers find what the core caches. A copy, so the session's tiny run stays bare
     for the other test files.
     """
-    from explorer import featuremap
+    from explorer import analysis, featuremap
     from explorer.checkpoint import load_checkpoint
     from explorer.datasets import load_dataset
     from explorer.directions import Direction, DirectionSet, sefa_directions
@@ -54,15 +55,19 @@ def analysed(tiny_checkpoints, tmp_path_factory) -> Path:
     z_dim = checkpoint.config.z_dim
     smiling = Direction("attr:Smiling", np.eye(z_dim)[3], "attribute", 0.9, "Smiling: mean z difference")
     svm = Direction("svm:Smiling", np.eye(z_dim)[4], "attribute", 0.8, "Smiling: SVM normal")
+    male = Direction("attr:Male", np.eye(z_dim)[5], "attribute", 0.9, "Male: mean z difference")
+    cond_male = Direction("cond:Male", np.eye(z_dim)[6], "attribute", 0.9, "Male, others held")
+    yaw = Direction("factor:yaw", np.eye(z_dim)[7], "factor", 0.7, "yaw: slope of the probe's estimate on z")
     build = featuremap.build_feature_map
     # The real analyses take minutes (probe, 5000 samples, UMAP's numba compile); what the demo depends
     # on is the cache key and file format, so smaller results are cached under the default parameters' key.
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(featuremap, "compute_directions", lambda *a, **k: DirectionSet([*sefa_directions(checkpoint.generator), smiling, svm]))
-        mp.setattr(featuremap, "build_feature_map", lambda ck, ds, n_real, n_fake, *rest: build(ck, ds, n_real, 300, *rest))
-        featuremap.load_or_compute_directions(checkpoint)
+        mp.setattr(analysis, "compute_directions", lambda *a, **k: DirectionSet([*sefa_directions(checkpoint.generator), smiling, svm, male, cond_male, yaw]))
+        mp.setattr(analysis, "build_feature_map", lambda ck, ds, n_real, n_fake, *rest: build(ck, ds, n_real, 300, *rest))
+        analysis.load_or_compute_directions(checkpoint)
         dataset = load_dataset(checkpoint.dataset["spec"], image_size=32)
-        featuremap.load_or_build_feature_map(checkpoint, dataset, method="pca")
+        analysis.load_or_build_feature_map(checkpoint, dataset, method="pca")
+        analysis.load_or_fit_probe(checkpoint, dataset, max_per_class=30)  # the classifier behind the arithmetic's verdict
     return run
 
 
@@ -82,6 +87,8 @@ def bare(tiny_checkpoints, tmp_path, monkeypatch) -> Path:
     """A copy of the tiny run with no analysis anywhere (empty cache folder)."""
     monkeypatch.setenv("LATENT_LAB_CACHE", str(tmp_path / "cache"))
     shutil.copytree(tiny_checkpoints.tiny, tmp_path / "bare")
+    for folder in list((tmp_path / "bare").rglob("analysis")):  # what precompute (or another test) cached there
+        shutil.rmtree(folder)
     return tmp_path / "bare"
 
 
@@ -89,13 +96,6 @@ def png_size(path: str) -> tuple[int, int]:
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "image outputs are PNG (format='png'), not WebP"
     return Image.open(io.BytesIO(data)).size
-
-
-def plot_values(value) -> np.ndarray:
-    """An array from plotly JSON, which stores numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
-    if isinstance(value, dict) and "bdata" in value:
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
 
 
 def raw_call(url: str, api: str, body: str) -> str:
@@ -108,9 +108,11 @@ def raw_call(url: str, api: str, body: str) -> str:
 # ----------------------------------------------------------------------------------------------- packaging
 
 
-def test_core_launcher_does_not_import_gradio():
-    code = "import sys, explorer.gradio_app; assert 'gradio' not in sys.modules and 'gradio_app' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+def test_the_demo_runs_as_a_script_from_any_folder(tiny_checkpoints, tmp_path):
+    """`python gradio_app.py --help` from another folder: the script finds its own modules (explorer/, ui/)."""
+    out = subprocess.run([sys.executable, str(REPO / "gradio_app.py"), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: python gradio_app.py") and "--share" in out.stdout
 
 
 # ----------------------------------------------------------------------------------------------- every API
@@ -124,12 +126,29 @@ def test_generate_is_seeded_and_sliders_move_the_image(served):
     assert png_size(first) == (32, 32)
     assert "seed 5" in info and "D(x)" in info
     assert Path(first).read_bytes() == Path(again).read_bytes() != Path(other).read_bytes()
-    # Sliders have API names: raw coordinates z_0.., then the cached attribute direction (not its SVM twin), then SeFa.
-    names = [name for name, _ in demo.explorer.sliders]
-    assert names == ["z_0", "z_1", "z_2", "z_3", "attr_Smiling", "sefa_0", "sefa_1", "sefa_2", "sefa_3", "sefa_4"]
+    # Sliders have API names: raw coordinates z_0.., then the directions in the core's order (explorer.sliders):
+    # one default per attribute (cond:Male, as it exists; attr:Smiling, as no cond:Smiling does), SeFa, the rest.
+    names = [s.api_name for s in demo.explorer.sliders]
+    assert names == ["z_0", "z_1", "z_2", "z_3", "attr_Smiling", "cond_Male", *(f"sefa_{i}" for i in range(10)), "factor_yaw", "svm_Smiling", "attr_Male"]
+    assert [s.group for s in demo.explorer.sliders[4:7]] == ["Attributes", "Attributes", "SeFa"]
     moved, _ = client.predict(seed=5, attr_Smiling=3.0, api_name="/generate")
     nudged, _ = client.predict(seed=5, z_1=-2.0, api_name="/generate")
     assert Path(moved).read_bytes() != Path(first).read_bytes() != Path(nudged).read_bytes()
+
+
+def test_both_front_ends_offer_the_same_directions(analysed, tiny_checkpoints, tmp_path):
+    """The Streamlit page's multiselect and the Gradio sliders list the same directions in the same order."""
+    from explorer import analysis
+    from explorer.checkpoint import load_checkpoint
+    from explorer.sliders import offered_directions
+
+    for path in (analysed, class_checkpoint(tmp_path / "classes")):
+        checkpoint = load_checkpoint(path)
+        directions, _, _ = analysis.available_directions(checkpoint)
+        gradio_sliders = [s.name for s in gradio_app.Explorer(checkpoint).sliders if not s.name.startswith("z:")]
+        assert gradio_sliders == offered_directions(directions)  # what pages/generate.py offers
+    assert gradio_sliders[:2] == ["class:Sneaker", "cond:Sandal"]  # the class checkpoint: the default rule, classes first
+    assert gradio_app.Explorer(checkpoint).bin_names == ["sneaker", "sandal", "ankle boot"]  # as the Streamlit board's
 
 
 def test_exemplars_and_arithmetic(served):
@@ -141,6 +160,11 @@ def test_exemplars_and_arithmetic(served):
     assert png_size(grid_png) == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)  # 3x3 tiles with make_grid's 2 px padding
     assert png_size(pixel_png) == (32, 32)
     assert "⚠" not in notes  # three exemplars per group: the paper's stable setting
+    assert re.search(r"\*\*Attribute classifier: smiling man: \d of 9 \(G\(Y\) (not )?included\)\*\*", notes), notes
+    assert re.search(r"Bin consistency \(D features; random samples: \d\.\d\d\): smiling woman \d\.\d\d, neutral woman", notes), notes
+    _, _, notes = client.predict("0, 1, 2", "3 4 5", "6,7,8", 0, 0.25, "a", "b", "c", api_name="/arithmetic")
+    # names that name no attribute: no verdict, and the names label the consistency scores
+    assert "Attribute classifier" not in notes and re.search(r"\): a \d\.\d\d, b \d\.\d\d, c \d\.\d\d", notes), notes
     _, _, notes = client.predict("0", "3", "6", 0, 0.25, api_name="/arithmetic")
     assert notes.count("⚠") == 3 and "unstable" in notes
 
@@ -173,12 +197,13 @@ def test_feature_map_plot_from_the_cache(served):
     demo, _, client = served
     plot, caption = client.predict("real vs generated", 200, api_name="/feature_map")
     figure = json.loads(plot["plot"])
-    assert [trace["name"] for trace in figure["data"]] == ["real", "generated"]
-    assert sum(len(plot_values(trace["x"])) for trace in figure["data"]) == 200
-    assert caption.startswith("PCA (first two components) of 364 points (64 real, 300 generated), showing a random 200")
+    shown = [len(plot_values(trace["x"])) for trace in figure["data"]]
+    assert [trace["name"] for trace in figure["data"]] == [f"real ({shown[0]})", f"generated ({shown[1]})"] and sum(shown) == 200
+    assert figure["layout"]["title"]["text"] == "PCA (first two components) of discriminator features"
+    assert caption.startswith("364 points (64 real, 300 generated), showing a random 200; colour: real vs generated. D tells real")
     figure = json.loads(client.predict("Smiling", 20000, api_name="/feature_map")[0]["plot"])
-    names = [trace["name"] for trace in figure["data"]]
-    assert names[:2] == ["Smiling", "not Smiling"] and names[-1].startswith("unlabelled")  # generated: no probe
+    names = [trace["name"].split(" (")[0] for trace in figure["data"]]
+    assert names[:2] == ["Smiling", "not Smiling"] and names[-1] == "unlabelled"  # generated: no probe
     assert sum(len(plot_values(trace["x"])) for trace in figure["data"]) == 364
     figure = json.loads(client.predict("D(x) realism score", 100, api_name="/feature_map")[0]["plot"])
     assert len(figure["data"]) == 1 and len(plot_values(figure["data"][0]["marker"]["color"])) == 100
@@ -191,7 +216,7 @@ def test_feature_map_without_a_cache_says_so(bare):
         url, _ = gradio_app.launch(demo, port=free_port(), quiet=True)
         with pytest.raises(Exception, match="No feature map has been computed"):
             Client(url, verbose=False).predict(None, 1000, api_name="/feature_map")
-        assert demo.explorer.sliders[4][0] == "sefa_0"  # no cached attribute directions either
+        assert demo.explorer.sliders[4].api_name == "sefa_0"  # no cached attribute directions either
     finally:
         demo.close()
 
@@ -204,15 +229,18 @@ BAD_CALLS = [
     ("/generate", (2**33,), "seed must be between 0"),
     ("/generate", (1.5,), "whole number"),
     ("/generate", (3, 50.0), "greater than maximum"),  # slider beyond its range: gradio's own bound check
+    ("/generate", ("12abc",), "seed: '12abc' is not a whole number from 0 to 4294967295"),
     ("/exemplars", (0, 5000), "greater than maximum"),  # a huge gallery
     ("/exemplars", (2**32 - 2, 8), "go past the largest seed"),
-    ("/arithmetic", ("", "1", "2", 0, 0.25), "group a is empty"),
-    ("/arithmetic", ("1", "2", " ", 0, 0.25), "group c is empty"),
-    ("/arithmetic", ("1, x", "2", "3", 0, 0.25), "'x' is not a seed"),
-    ("/arithmetic", ("1", "2", ",".join(map(str, range(100))), 0, 0.25), "at most 64"),
-    ("/arithmetic", ("1", "4294967296", "3", 0, 0.25), "seed must be between"),
+    # the same messages as the Streamlit page's (explorer.arithmetic.empty_bins_message, explorer.latent.parse_seed_list)
+    ("/arithmetic", ("", "1", "2", 0, 0.25), "empty bin 'smiling woman': put at least one exemplar into each bin"),
+    ("/arithmetic", ("1", "2", " ", 0, 0.25), "empty bin 'neutral man'"),
+    ("/arithmetic", ("1, x", "2", "3", 0, 0.25), "bin 'smiling woman': 'x' is not a whole number from 0 to 4294967295"),
+    ("/arithmetic", ("1", "2", ",".join(map(str, range(100))), 0, 0.25), "lists 100 seeds; at most 64 are allowed"),
+    ("/arithmetic", ("1", "4294967296", "3", 0, 0.25), "'4294967296' is not a whole number from 0 to 4294967295"),
     ("/arithmetic", ("1", "9" * 5000, "3", 0, 0.25), "characters long"),
-    ("/walk", ("7", 8, "slerp", True, 12), "at least two keypoint seeds"),
+    ("/walk", ("7", 8, "slerp", True, 12), "a walk needs at least two keypoint seeds"),
+    ("/walk", ("1, banana, 2", 8, "slerp", True, 12), "keypoint seeds: 'banana' is not a whole number"),
     ("/walk", (",".join(map(str, range(16))), 60, "slerp", True, 12), "at most 240 are allowed"),
     ("/walk", ("1, 2", 0, "slerp", True, 12), "less than minimum"),
     ("/walk", ("1, 2", 8, "cubic", True, 12), "cubic"),
@@ -280,13 +308,11 @@ def test_share_without_a_tunnel_says_so_and_keeps_serving_locally(tiny_checkpoin
 
 
 def test_cli_share_prints_the_outcome_and_keeps_serving(tiny_checkpoints, monkeypatch, capsys):
-    """`python -m explorer.gradio_app --share` through its launcher, with gradio's real tunnel attempt.
+    """`python gradio_app.py --share` through its main(), with gradio's real tunnel attempt.
 
     Offline (as on the build machines) it must say that no link came and serve locally; with internet a
     public link is printed. Only the final block-until-Ctrl-C is replaced, by a check that the server answers.
     """
-    from explorer.gradio_app import main as launcher_main
-
     port, answered = free_port(), []
 
     def serve_once(demo):
@@ -294,7 +320,7 @@ def test_cli_share_prints_the_outcome_and_keeps_serving(tiny_checkpoints, monkey
 
     monkeypatch.setattr(gr.Blocks, "block_thread", serve_once)
     argv = ["--checkpoint", str(tiny_checkpoints.tiny), "--port", str(port), "--host", "127.0.0.1", "--concurrency", "3", "--share"]
-    assert launcher_main(argv) == 0
+    assert gradio_app.main(argv) == 0
     output = capsys.readouterr().out
     assert gradio_app.NO_LINK_MESSAGE in output or "Public link: https://" in output, output
     assert answered == [200]

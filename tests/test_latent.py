@@ -7,10 +7,15 @@ import torch
 
 from explorer.generate import MAX_GRID, generate, realism, seed_grid
 from explorer.latent import (
+    MAX_KEYPOINTS,
     MAX_SEED,
+    MAX_SEED_TEXT,
     direction_walk,
+    keypoint_seeds,
     latent_norm_stats,
     lerp,
+    parse_seed,
+    parse_seed_list,
     slerp,
     validate_seed,
     walk,
@@ -252,3 +257,39 @@ def test_apply_offsets_moves_raw_coordinates_and_unit_directions():
     out = apply_offsets(z, {"z:1": 2.0, "d": 3.0, "unused": 0.0}, {"d": np.array([0.0, 0.0, 0.0, 5.0])})
     assert torch.equal(out, torch.tensor([0.0, 2.0, 0.0, 3.0]))  # the direction is normalised first
     assert torch.equal(z, torch.zeros(4)), "the input latent is not modified"
+
+
+# ------------------------------------------------------------------------------------------- the one seed parser
+
+
+@pytest.mark.parametrize("value, seed", [(7, 7), (np.int64(7), 7), (7.0, 7), ("7", 7), (" 42 ", 42), (str(MAX_SEED), MAX_SEED)])
+def test_parse_seed_takes_what_widgets_and_links_carry(value, seed):
+    assert parse_seed(value) == seed and type(parse_seed(value)) is int
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "1e3", "0x10", "²", "٣", "", "4294967296", "9" * 5000, 1.5, -1, MAX_SEED + 1, True, None, float("nan")])
+def test_parse_seed_refuses_everything_else_naming_the_field(value):
+    with pytest.raises(ValueError, match="^noise seed: ") as caught:
+        parse_seed(value, "noise seed")
+    assert "whole number" in str(caught.value) or "between 0 and 4294967295" in str(caught.value)
+    assert len(str(caught.value)) < 200  # a huge text is shortened in the message
+
+
+def test_parse_seed_list_keeps_the_good_parts_and_says_what_is_wrong():
+    assert parse_seed_list("1, 2 3;4") == ([1, 2, 3, 4], [])
+    assert parse_seed_list(None) == ([], [])
+    seeds, errors = parse_seed_list("1, banana, 2, -3", "bin 'a'")
+    assert seeds == [1, 2] and errors == [
+        "bin 'a': 'banana' is not a whole number from 0 to 4294967295", "bin 'a': '-3' is not a whole number from 0 to 4294967295"]
+    seeds, errors = parse_seed_list(",".join(map(str, range(100))), "bin 'a'", limit=64)
+    assert seeds == list(range(64)) and errors == ["bin 'a' lists 100 seeds; at most 64 are allowed, so the first 64 are used"]
+    assert parse_seed_list("1 " * 5000, "x") == ([], [f"x is 10,000 characters long; at most {MAX_SEED_TEXT:,} are read"])
+    assert parse_seed_list(5, "x") == ([], ["x must be text listing seeds, e.g. '12, 40, 7'"])
+
+
+def test_keypoint_seeds_for_walks():
+    assert keypoint_seeds("0, 1, 2") == ([0, 1, 2], [])
+    seeds, messages = keypoint_seeds("7, x")
+    assert seeds == [7] and messages[0].startswith("keypoint seeds: 'x'") and messages[-1].startswith("a walk needs at least two")
+    seeds, messages = keypoint_seeds(" ".join(map(str, range(20))))
+    assert seeds == list(range(MAX_KEYPOINTS)) and messages == [f"keypoint seeds lists 20 seeds; at most {MAX_KEYPOINTS} are allowed, so the first {MAX_KEYPOINTS} are used"]

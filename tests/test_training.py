@@ -1,7 +1,9 @@
 """End-to-end training runs on tiny configs: they assert on what the run writes (diffusers' example-test style)."""
+import dataclasses
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import training.gan as gan
 import training.loop as loop
 from explorer.checkpoint import load_checkpoint, read_meta
 from explorer.datasets import ImageDataset
-from explorer.rundir import latest_snapshot
+from explorer.rundir import latest_snapshot, read_history
 from tests import fakedata
 from training.config import TrainConfig
 from training.run import main
@@ -263,6 +265,33 @@ def test_export_cli_makes_small_flat_checkpoint(tmp_path):
     assert shipped.step == 2 and shipped.discriminator is not None
     assert set(shipped.meta["files"]) == {"generator", "discriminator"}
     assert (tmp_path / "shipped" / "history.jsonl").is_file()
+    # the command that reproduces the run is recorded, and parses back to the run's own config
+    command = shipped.meta["training_command"]
+    assert command.startswith("python -m training.run --dataset synthetic-faces:64 --out ") and " --ema " in command
+    from training.run import build_parser, resolve_config
+
+    rebuilt = dataclasses.asdict(resolve_config(build_parser().parse_args(shlex.split(command)[3:])))
+    recorded = shipped.meta["training"]
+    assert {key: rebuilt[key] for key in recorded} == recorded
+
+
+def test_export_of_an_earlier_snapshot_ships_only_what_came_before_it(tmp_path):
+    """Exporting RUN/snapshots/step-N takes the run's history and grids up to step N, not the run's later ones."""
+    from training.export import main as export_main
+
+    # 64 images / batch 8 = 8 steps per epoch: grids at steps 8 and 16, snapshots every 4 steps
+    assert _run(tmp_path / "run", "synthetic-faces:64", "--max-steps", "16", "--checkpoint-every", "4", "--keep-snapshots", "10") == 0
+    assert [g.name for g in sorted((tmp_path / "run" / "samples").glob("*.png"))] == ["epoch_001.png", "epoch_002.png"]
+    assert export_main([str(tmp_path / "run" / "snapshots" / "step-00000012"), str(tmp_path / "at12")]) == 0
+    shipped = load_checkpoint(tmp_path / "at12")
+    assert shipped.step == 12
+    assert [row["step"] for row in read_history(tmp_path / "at12")] == list(range(1, 13))
+    assert [g.name for g in (tmp_path / "at12" / "samples").glob("*.png")] == ["epoch_001.png"]
+    assert not (tmp_path / "at12" / "curves.png").exists()  # drawn from the whole history
+    # the latest snapshot ships everything, as the run folder does
+    assert export_main([str(tmp_path / "run" / "snapshots" / "step-00000016"), str(tmp_path / "at16")]) == 0
+    assert [row["step"] for row in read_history(tmp_path / "at16")] == list(range(1, 17))
+    assert (tmp_path / "at16" / "curves.png").is_file()
 
 
 def test_conv_ceiling_counts_the_paper_step(tmp_path):

@@ -15,7 +15,16 @@ from explorer.registry import (
     list_checkpoints,
     resolve_user_path,
 )
-from explorer.urlstate import MAX_DIRECTIONS, MAX_OFFSET, decode_state, encode_state
+from explorer.urlstate import (
+    MAX_DIRECTIONS,
+    MAX_OFFSET,
+    decode_arithmetic,
+    decode_checkpoint,
+    decode_state,
+    encode_arithmetic,
+    encode_checkpoint,
+    encode_state,
+)
 from explorer.video import frames_to_gif, frames_to_mp4
 
 CONFIG = DCGANConfig(image_size=32, g_width=8, d_width=8, z_dim=16)
@@ -201,3 +210,39 @@ def test_encode_is_strict():
     for seed, offsets in [(-1, {}), (1, {"a": math.nan}), (1, {"a": 11.0}), (1, {"": 1.0}), (1, too_many), (1, too_long)]:
         with pytest.raises(ValueError):
             encode_state(seed, offsets)
+
+
+def test_checkpoint_in_the_link():
+    assert encode_checkpoint("fashion-mnist-32") == {"ckpt": "fashion-mnist-32"}
+    assert decode_checkpoint({"ckpt": " experiments/run-3 ", "seed": "1"}) == "experiments/run-3"
+    assert decode_checkpoint({"ckpt": ["a", "b"]}) == "b"
+    for params in ({}, {"ckpt": ""}, {"ckpt": "x" * 600}, {"ckpt": "a\x00b"}):
+        assert decode_checkpoint(params) is None
+
+
+def test_arithmetic_bins_round_trip_through_the_link():
+    bins = [("smiling woman", 1.0, [0, 1, 2]), ("odd: name;with,commas%", -1.0, [3]), ("empty", 0.5, [])]
+    params = encode_arithmetic(bins, 0.25, 7)
+    assert params == {"bins": "smiling woman:1:0,1,2;odd%3A name%3Bwith%2Ccommas%25:-1:3;empty:0.5:", "jitter": "0.25", "noise": "7"}
+    assert decode_arithmetic(params) == (bins, 0.25, 7, [])
+    assert decode_arithmetic({"seed": "1"}) == (None, 0.25, 0, [])  # a Generate link: no bins
+    for bad in ([], [("a", 5.0, [1])], [("a", 1.0, [-1])], [("a", 1.0, list(range(65)))], [("a", float("nan"), [])]):
+        with pytest.raises(ValueError):
+            encode_arithmetic(bad, 0.25, 0)
+
+
+def test_a_mangled_arithmetic_link_is_repaired_with_messages():
+    bins, jitter, noise, errors = decode_arithmetic({"bins": "a:x:1,2,q,2;b:-inf:;c;" + ";".join(f"n{i}:1:" for i in range(8)),
+                                                     "jitter": "nan", "noise": "-1"})
+    assert bins[:3] == [("a", 1.0, [1, 2]), ("b", -3.0, []), ("bin 3", 1.0, [])] and len(bins) == 6
+    assert (jitter, noise) == (0.25, 0)
+    assert errors == [
+        "the link's jitter 'nan' is not a number from 0 to 2; using 0.25",
+        "the link's noise seed: '-1' is not a whole number from 0 to 4294967295; using 0",
+        "the link has 11 bins; only the first 6 were used",
+        "bin 'a': weight 'x' is not a number; using 1",
+        "bin 'a': 'q' is not a whole number from 0 to 4294967295",
+        "bin 'b': weight '-inf' is outside +-3; using -3",
+        "the link's bin 'c' is not of the form name:weight:seeds; it is left empty",
+    ]
+    assert decode_arithmetic({"bins": "a:1:" + "1," * 3000})[3] == ["the link's bin list is 6004 characters long (at most 4096); it was ignored"]

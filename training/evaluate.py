@@ -209,7 +209,7 @@ def run_directions(args, checkpoint, train, net, say) -> dict:
     from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table
     from explorer.probe import attribute_dependence
     from explorer.evaluation.eval_net import predict
-    from explorer.featuremap import load_or_compute_directions, load_or_fit_probe
+    from explorer.analysis import load_or_compute_directions, load_or_fit_probe
 
     if train.attributes is None or not net.config.attribute_names:
         return {"skipped": f"{train.spec} has no attributes for the eval net to judge: directions are measured on labelled faces"}

@@ -14,6 +14,8 @@ stops; the last checkpoint is kept and named), 130 interrupted (last checkpoint 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -77,6 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true", default=False, help="no TensorBoard logs")
     return p
+
+
+def training_command(training: dict) -> str:
+    """The `python -m training.run` command that reproduces a recorded training config (meta.json's "training").
+
+    Options are spelled in TrainConfig's field order, only where the value differs from today's
+    default; every field's flag is its name with dashes (`g_width` -> `--g-width`), booleans as
+    `--x`/`--no-x`. Keys TrainConfig does not know (another version wrote them) are left out.
+    """
+    words = ["python -m training.run"]
+    for key, default in dataclasses.asdict(TrainConfig()).items():
+        value = training.get(key, default)
+        if value == default or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(default, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            words.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(words)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

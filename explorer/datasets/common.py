@@ -107,6 +107,7 @@ SKIP_DECODE = "decode error"
 SKIP_MISSING_IMAGE = "missing image"  # an annotation row whose image file is absent
 SKIP_NO_ROW = "no attribute row"  # an image file with no annotation row
 SKIP_OUTSIDE_CLASSES = "outside class folders"  # loose files next to the class folders
+SKIP_NOT_REGULAR = "not a regular file"  # a FIFO, a device, a dangling link under an image name: never opened
 
 _RESIZE_CHUNK = 4096  # images per resize call for in-memory datasets: bounds the float scratch memory
 

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from explorer.datasets.common import (
     SKIP_DECODE,
     SKIP_EMPTY,
+    SKIP_NOT_REGULAR,
     SKIP_NOT_IMAGE,
     SKIP_TOO_LARGE,
     SKIP_TRUNCATED,
@@ -158,13 +159,15 @@ def _allocate_in_memory(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def scan_image_files(
-    root: Path, recursive: bool = True, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    root: Path, recursive: bool = True, extensions: tuple[str, ...] = IMAGE_EXTENSIONS, not_regular: Counter | None = None
 ) -> list[tuple[str, int, int]]:
     """(POSIX path relative to root, size in bytes, mtime in ns) of the image files under root, sorted.
 
     Hidden files and folders are ignored: macOS copies leave "._name.jpg" AppleDouble files that
     are not images, and .git / .cache folders are not part of a dataset. One scandir walk: the
-    sizes and mtimes (the decoded-data cache's key) come with the listing.
+    sizes and mtimes (the decoded-data cache's key) come with the listing. Entries with an image
+    name that are not regular files (FIFOs, devices, dangling links: opening one could block or never
+    end) are left out, and counted in `not_regular` when given.
     """
     found = []
     pending = [(root, "")]
@@ -177,9 +180,12 @@ def scan_image_files(
                 if entry.is_dir(follow_symlinks=False):  # like os.walk: no loops through links
                     if recursive:
                         pending.append((Path(entry.path), prefix + entry.name + "/"))
-                elif entry.name.lower().endswith(extensions) and entry.is_file():
-                    stat = entry.stat()
-                    found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+                elif entry.name.lower().endswith(extensions):
+                    if entry.is_file():
+                        stat = entry.stat()
+                        found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+                    elif not_regular is not None:
+                        not_regular[SKIP_NOT_REGULAR] += 1
     return sorted(found)
 
 

@@ -38,9 +38,9 @@ def read(
     otherwise the images are unlabelled.
     """
     root = _root(request.spec.path)
-    files = [name for name, _, _ in scan_image_files(root)]
-    top_folders = sorted({name.split("/", 1)[0] for name in files if "/" in name})
     skipped: Counter = Counter()
+    files = [name for name, _, _ in scan_image_files(root, not_regular=skipped)]
+    top_folders = sorted({name.split("/", 1)[0] for name in files if "/" in name})
     class_names = None
     if only_classes:
         missing = [name for name in only_classes if name not in top_folders]

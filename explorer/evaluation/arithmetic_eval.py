@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.arithmetic import ConceptBin, arithmetic_grid_latents, combine, pixel_arithmetic
+from explorer.arithmetic import ConceptBin, arithmetic_grid_latents, combine, concept_scores, pixel_arithmetic
 from explorer.datasets import ImageDataset
 from explorer.probe import Probe, fit_attribute_probe
 from explorer.evaluation.eval_net import EvalNet, predict
@@ -179,18 +179,6 @@ def success(verdicts: dict[str, np.ndarray], expression: Expression) -> tuple[np
     """(target met, target met and kept attributes still absent), each bool (N,)."""
     target = satisfies(verdicts, expression.target)
     return target, target & satisfies(verdicts, {a: 0 for a in expression.kept})
-
-
-def concept_scores(probabilities: np.ndarray, names: Sequence[str], conditions: dict[str, int]) -> np.ndarray:
-    """Probe's probability that each sample matches every condition (product over them, treated as independent): (N,)."""
-    missing = sorted(set(conditions) - set(names))
-    if missing:
-        raise ValueError(f"the probe has no column for {missing} (skipped: too few labelled examples?)")
-    score = np.ones(len(probabilities))
-    for name, value in conditions.items():
-        p = probabilities[:, list(names).index(name)]
-        score *= p if value else 1.0 - p
-    return score
 
 
 def rate_with_ci(flags: np.ndarray) -> dict[str, float]:

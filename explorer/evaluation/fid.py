@@ -12,8 +12,6 @@ reproducible and does not reuse the seeds the explorer shows by default (0, 1, 2
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
 import torch
 from torch import nn
@@ -85,23 +83,6 @@ class FID:
         self.metric.reset()  # fake sums only
         _update(self.metric, fake_uint8, real=False, inception=self.inception)
         return float(self.metric.compute())
-
-
-def fid_of_generators(
-    real_uint8: torch.Tensor,
-    generators: Iterable[tuple[str, nn.Module]],
-    feature: nn.Module | str,
-    n_fake: int,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, float]:
-    """{name: FID} for each (name, G) against the same real set; G's samples from the fixed FID seeds."""
-    fid = FID(real_uint8, feature)
-    out = {}
-    for name, G in generators:
-        if progress:
-            progress(f"FID of {name}: generating {n_fake} samples")
-        out[name] = fid.score(generated_uint8(G, n_fake))
-    return out
 
 
 def real_vs_real(real_a: torch.Tensor, real_b: torch.Tensor, feature: nn.Module | str) -> float:

@@ -1,4 +1,4 @@
-"""The explorer on a loopback port and Debian's chromium, shared by the browser tests, benchmarks and screenshots.
+"""The explorer on a loopback port and Debian's chromium: for the browser tests, and reused by benchmarks and screenshots.
 
 Never downloads a browser: pip's playwright drives the system chromium with the flags that keep it
 off the network (the machines here have no internet and refuse background connections).
@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

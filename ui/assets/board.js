@@ -1,45 +1,9 @@
-"""The drag-and-drop concept board for vector arithmetic: a Streamlit Custom Component v2, no npm build.
-
-Python sends the thumbnails, the bins and the current assignment as `data`; the JS draws a palette
-of thumbnails and one drop zone per bin, and reports the whole assignment back as the state value
-"assignment" (a list with one list of seeds per bin) after every drop or removal. Between reruns the
-browser's copy is the newest, so the JS takes `data["assignment"]` only when `data["version"]`
-changes: Python bumps the version when it changes the assignment itself (auto-fill, clear).
-
-Two ways to drag, because neither works everywhere: HTML5 drag-and-drop (desktop mice, Playwright's
-`drag_to`) and pointer events (touch screens, pens, synthetic mouse moves). A native dragstart
-cancels the pointer drag, so one gesture never drops twice. Clicking a thumbnail and then a bin
-does the same without dragging.
-"""
-from __future__ import annotations
-
-import streamlit as st
-
-HTML = """<div class="board" data-sig="">
-  <div class="palette" aria-label="generated samples"></div>
-  <div class="bins"></div>
-  <div class="hint">Drag samples into the bins (or click a sample, then a bin). Drag a sample out of a bin, or press ×, to remove it.</div>
-</div>"""
-
-CSS = """
-.board { font-family: sans-serif; font-size: 14px; color: var(--st-text-color, #31333f); user-select: none; }
-.palette { display: flex; flex-wrap: wrap; gap: 4px; padding: 6px; border: 1px solid #ccc; border-radius: 8px; min-height: 60px; }
-.thumb { width: 64px; height: 64px; border-radius: 4px; cursor: grab; touch-action: none; image-rendering: pixelated;
-         border: 2px solid transparent; box-sizing: border-box; }
-.thumb.selected { border-color: #ff4b4b; }
-.bins { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 8px; margin-top: 8px; }
-.bin { border: 2px dashed #999; border-radius: 8px; padding: 6px; min-height: 96px; background: rgba(127,127,127,0.05); }
-.bin.over { border-color: #ff4b4b; background: rgba(255,75,75,0.08); }
-.bin-title { font-weight: 600; margin-bottom: 4px; }
-.bin-items { display: flex; flex-wrap: wrap; gap: 4px; min-height: 64px; }
-.chip { position: relative; }
-.chip button { position: absolute; top: 0; right: 0; border: none; background: rgba(0,0,0,0.6); color: white;
-               font-size: 12px; line-height: 14px; width: 16px; height: 16px; padding: 0; border-radius: 0 4px 0 4px; cursor: pointer; }
-.hint { margin-top: 6px; opacity: 0.7; font-size: 12px; }
-.ghost { position: fixed; pointer-events: none; opacity: 0.8; z-index: 1000; width: 48px; height: 48px; }
-"""
-
-JS = """
+// The concept board of the Vector arithmetic page (a Streamlit Custom Component v2; see ui/board.py).
+// Draws a palette of thumbnails and one drop zone per bin, and reports the whole assignment (one list of
+// seeds per bin) as the state value "assignment" after every drop or removal. Two ways to drag, because
+// neither works everywhere: HTML5 drag-and-drop (desktop mice) and pointer events (touch, pens, synthetic
+// mouse moves); a native dragstart cancels the pointer drag, so one gesture never drops twice. Clicking a
+// thumbnail and then a bin does the same without dragging.
 export default function ({ data, parentElement, setStateValue }) {
   const board = parentElement.querySelector('.board');
   if (!board || !data) return;
@@ -197,24 +161,3 @@ export default function ({ data, parentElement, setStateValue }) {
   dropZone(palette, -1);
   render();
 }
-"""
-
-_board = st.components.v2.component("latent_lab_concept_board", html=HTML, css=CSS, js=JS)
-
-
-def concept_board(
-    key: str, thumbs: list[dict], bins: list[dict], assignment: list[list[int]], version: int, extra: list[dict] = ()
-) -> list[list[int]] | None:
-    """Mount the board; returns the assignment the user last made in the browser (None before any drop).
-
-    thumbs: the palette, [{"seed": int, "src": data URL}]; extra: pictures for seeds in bins but not in the
-    palette; bins: [{"name": str, "label": str}]; assignment: seeds per bin, applied in the browser only when
-    `version` differs from the last one sent (bump it when Python itself changes the assignment).
-    """
-    result = _board(
-        key=key,
-        data={"thumbs": thumbs, "extra": list(extra), "bins": bins, "assignment": assignment, "version": version},
-        default={"assignment": None},
-        on_assignment_change=lambda: None,  # declares the "assignment" state; the page reads it after the call
-    )
-    return result.assignment

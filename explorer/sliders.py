@@ -1,0 +1,92 @@
+"""Which direction sliders the explorer offers, in what order, and which are on at first: one rule for both UIs.
+
+A checkpoint's directions (`explorer.analysis.available_directions`) are named by family:
+
+    sefa:K, ganspace:K         unsupervised (always SeFa; GANSpace when an analysis is cached)
+    cond:NAME                  InterFaceGAN conditional: NAME's direction orthogonalised against the other
+                               labelled attributes (and skin tone), so moving it changes NAME alone
+    attr:NAME, class:NAME      the raw mean difference of confidently labelled samples' z
+    svm:NAME                   the linear SVM normal of the same samples
+    factor:NAME                a continuous factor's direction (e.g. factor:yaw, factor:skin_tone): the slope of
+                               the probe's estimate of NAME on z
+
+For each labelled attribute or class NAME the default slider is `cond:NAME` when the analysis has
+it, else the raw `attr:NAME` / `class:NAME`; the others stay selectable. Both UIs show the groups
+of `slider_groups` in that order, and start with `default_sliders` on.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from explorer.directions import Direction
+
+DEFAULT_SEFA = 3  # SeFa sliders on at first: the strongest few are the clearest edits
+MAX_OFFSET = 10.0  # slider range and link limit, latent units (prior std 1): +-3 is already a large edit
+LABELLED = ("cond", "attr", "class", "svm")  # the prefixes of labelled directions, default first
+
+
+@dataclass(frozen=True)
+class SliderGroup:
+    title: str  # e.g. "Attributes", "SeFa"
+    names: list[str]  # direction names, in display order
+    open: bool  # shown expanded / selected at first
+
+
+def concept_of(name: str) -> str | None:
+    """"Smiling" for "cond:Smiling", "attr:Smiling", "svm:Smiling", "class:Sneaker"; None for other families."""
+    prefix, sep, rest = name.partition(":")
+    return rest if sep and prefix in LABELLED else None
+
+
+def default_labelled(directions: Mapping[str, Direction]) -> list[str]:
+    """One slider per labelled attribute/class, in the set's order: cond:NAME if present, else attr:NAME/class:NAME.
+
+    A concept with only an svm: direction gets that one, so no labelled concept goes without a default.
+    """
+    by_concept: dict[str, dict[str, str]] = {}
+    for name in directions:
+        concept = concept_of(name)
+        if concept is not None:
+            by_concept.setdefault(concept, {})[name.partition(":")[0]] = name
+    return [next(variants[p] for p in LABELLED if p in variants) for variants in by_concept.values()]
+
+
+def slider_groups(directions: Mapping[str, Direction]) -> list[SliderGroup]:
+    """Every offered direction once: the labelled defaults, SeFa, GANSpace, then the other labelled variants.
+
+    Empty groups are left out. The labelled defaults' title says whether they are attributes or classes.
+    """
+    defaults = default_labelled(directions)
+    kinds = {directions[n].kind for n in defaults}
+    groups = [
+        SliderGroup("Classes" if kinds == {"class"} else "Attributes", defaults, True),
+        SliderGroup("SeFa", [n for n in directions if n.startswith("sefa:")], True),
+        SliderGroup("GANSpace", [n for n in directions if n.startswith("ganspace:")], False),
+        SliderGroup("Factors (continuous: head turn, skin tone)", [n for n in directions if directions[n].kind == "factor"], False),
+        SliderGroup(
+            "Other labelled directions (raw mean difference, SVM normal)",
+            [n for n in directions if concept_of(n) is not None and n not in defaults], False,
+        ),
+    ]
+    return [g for g in groups if g.names]
+
+
+def offered_directions(directions: Mapping[str, Direction]) -> list[str]:
+    """Every direction name in display order (the groups flattened)."""
+    return [n for group in slider_groups(directions) for n in group.names]
+
+
+def default_sliders(directions: Mapping[str, Direction]) -> list[str]:
+    """The sliders on at first: the labelled defaults, then the DEFAULT_SEFA strongest SeFa directions."""
+    sefa = [n for n in directions if n.startswith("sefa:")][:DEFAULT_SEFA]
+    return default_labelled(directions) + sefa
+
+
+def direction_label(name: str, directions: Mapping[str, Direction]) -> str:
+    """A slider's label in both UIs: "raw z[3]", or the direction's name with its score, e.g. "sefa:0 (12%)"."""
+    if name.startswith("z:"):
+        return f"raw z[{name[2:]}]"
+    d = directions.get(name)
+    score = "" if d is None or d.score is None else f" ({d.score:.0%})"
+    return f"{name}{score}"

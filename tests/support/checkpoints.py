@@ -1,0 +1,43 @@
+"""Checkpoints the UI tests make without training: a class-labelled one with hand-made directions in its analysis cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Class directions as a Fashion-MNIST analysis would hold them: Sneaker only as the raw mean difference,
+# Sandal also as the conditional (cond:) and SVM variants. Unit vectors along z axes, so tests can tell them apart.
+CLASS_DIRECTIONS = {"class:Sneaker": 3, "svm:Sneaker": 4, "class:Sandal": 5, "cond:Sandal": 6, "svm:Sandal": 7}
+
+
+def class_checkpoint(target: Path, seed: int = 0) -> Path:
+    """A 32 px grayscale DCGAN (random weights) whose meta says it learned Fashion-MNIST's classes, with
+    CLASS_DIRECTIONS and SeFa cached as its directions analysis (written through the core's cache)."""
+    from explorer import analysis
+    from explorer.checkpoint import load_checkpoint, write_checkpoint_dir
+    from explorer.directions import Direction, DirectionSet, sefa_directions
+    from explorer.model import DCGANConfig, Discriminator, Generator
+
+    torch.manual_seed(seed)
+    config = DCGANConfig(image_size=32, channels=1, g_width=8, d_width=8, z_dim=16)
+    meta = {"model": config.to_dict(), "step": 1, "dataset": {"spec": "fashion-mnist", "class_names": FASHION_CLASSES}}
+    write_checkpoint_dir(target, meta, {"generator": Generator(config), "discriminator": Discriminator(config)})
+    checkpoint = load_checkpoint(target)
+    labelled = [Direction(name, np.eye(config.z_dim)[axis], "class", 0.9, f"{name}: hand-made") for name, axis in CLASS_DIRECTIONS.items()]
+    directions = DirectionSet([*sefa_directions(checkpoint.generator), *labelled])
+    with pytest.MonkeyPatch.context() as patch:  # the cache's own writer, with the analysis replaced by ours
+        patch.setattr(analysis, "compute_directions", lambda *args, **kwargs: directions)
+        analysis.load_or_compute_directions(checkpoint)
+    return target
+
+
+def plot_values(value) -> np.ndarray:
+    """An array from plotly JSON, which stores numpy arrays as base64 typed arrays ({"dtype", "bdata"})."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)

@@ -1,0 +1,270 @@
+"""The Gradio demo's actions over one loaded checkpoint: widget values in, core calls, images and text out.
+
+Every number shown comes from `explorer/`; the rules (which sliders exist, seed parsing, number
+checks, empty bins, the feature map's figure) are the core's or `ui.figures`', shared with the
+Streamlit explorer, so both front ends offer the same directions and say the same things. What
+belongs here is the glue: turning a core ValueError into a gr.Error, and formatting results.
+
+Sharing model: one checkpoint is loaded at start and shared by every visitor. It is in eval mode
+and never mutated (see `explorer.generate`), so concurrent requests cannot disturb each other;
+whatever belongs to one visitor (which seeds their exemplar gallery shows) lives in gr.State.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from explorer import analysis
+from explorer.arithmetic import (
+    MAX_BIN_SEEDS, ConceptBin, arithmetic, check_arithmetic, consistency_baseline, default_bins, empty_bins_message,
+)
+from explorer.checkpoint import Checkpoint
+from explorer.featuremap import FeatureMap, discriminator_accuracy, load_feature_map
+from explorer.generate import MAX_GRID, generate, realism, seed_grid
+from explorer.images import grid, to_uint8
+from explorer.latent import WALK_MODES, apply_offsets, keypoint_seeds, latent_norm_stats, parse_seed, parse_seed_list, walk, z_from_seed, z_from_seeds
+from explorer.sliders import MAX_OFFSET, direction_label, slider_groups
+from explorer.urlstate import MAX_JITTER
+from explorer.validation import number_in, whole_in
+from explorer.video import MAX_GIF_FPS, frames_to_gif, frames_to_mp4
+from ui.figures import REAL_VS_GENERATED, colourings, feature_map_caption, feature_map_figure, map_colourings, subsample
+
+# Public demo: every request's cost is bounded, so one visitor cannot stall the queue for the rest.
+RAW_Z_SLIDERS = 4  # the first few raw coordinates of z; the rest are only reachable via directions
+MAX_GALLERY = min(64, MAX_GRID)  # exemplars per gallery page
+MAX_FRAMES_PER_SEGMENT = 60
+MAX_WALK_FRAMES = 240  # total frames per walk; the GIF encoder is the slow part (seconds per 60 frames)
+GIF_SIDE = 128  # GIF frames are enlarged only to this side (MP4 gets the core's default 256): GIF is ~10x costlier
+MAX_FEATURE_POINTS = 20000  # plotly in the browser stays responsive up to about this many markers
+SCRATCH_MAX_AGE_S = 600  # walk files are copied into gradio's cache on return; our copies can go soon after
+NO_FEATURE_MAP = (
+    "No feature map has been computed for this checkpoint yet. It embeds thousands of samples with UMAP "
+    "(minutes on a CPU), so the demo only shows a cached one: build it once offline "
+    "(`python -m explorer.precompute CHECKPOINT`) and it appears here."
+)
+
+
+def fail(message: str) -> gr.Error:
+    """A gr.Error for the visitor: shown in the page and raised by gradio_client; the server keeps serving.
+
+    print_exception=False: a visitor's typo is not a server fault, so it leaves no traceback in the log.
+    """
+    return gr.Error(message[:1].upper() + message[1:], print_exception=False)
+
+
+def checked(check: Callable, *args):
+    """`check(*args)` from the core, with its ValueError turned into the visitor's gr.Error."""
+    try:
+        return check(*args)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Slider:
+    api_name: str  # the /generate parameter, e.g. "sefa_0", "attr_Smiling", "z_3"
+    name: str  # the direction ("sefa:0") or raw coordinate ("z:3")
+    label: str
+    info: str
+    group: str  # the accordion it sits in
+    open: bool
+
+
+def with_parameters(fn, names: list[str]):
+    """fn(*values) under a signature naming each value, all defaulting to 0.
+
+    Gradio names API parameters after the handler's signature (a *args handler shows param_1,
+    param_2, ...); named ones let a client send `predict(seed=5, sefa_0=2.0, api_name="/generate")`.
+    """
+
+    def call(*values):
+        return fn(*values)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    call.__signature__ = inspect.Signature([inspect.Parameter(n, kind, default=0) for n in names])
+    call.__name__ = fn.__name__
+    return call
+
+
+class Explorer:
+    """The demo's actions over one loaded checkpoint, shared by all visitors.
+
+    Read-only after construction, except `_feature_map`, which goes once from None to a loaded map
+    (under a lock) when an analysis appears in the cache while the demo runs.
+    """
+
+    def __init__(self, checkpoint: Checkpoint):
+        self.checkpoint = checkpoint
+        self.G, self.D = checkpoint.generator, checkpoint.discriminator
+        self.z_dim = checkpoint.config.z_dim
+        self.norm = latent_norm_stats(self.z_dim)
+        self.directions, analysed, _ = analysis.available_directions(checkpoint)
+        self.directions_note = (
+            "Directions from the cached analysis (cond: = one attribute with the others held; attr:/class: = raw mean "
+            "difference; svm: = SVM normal) and SeFa." if analysed else
+            "SeFa directions only (closed form): the labelled and GANSpace directions need `python -m explorer.precompute`."
+        )
+        self.probe = analysis.cached_probe(checkpoint) if self.D is not None else None
+        self.bin_names = [name for name, _ in default_bins(checkpoint.attribute_names, checkpoint.class_names)]
+        self.sliders = [Slider(f"z_{i}", f"z:{i}", f"z[{i}] offset", "adds this much to one coordinate of z", "raw", False)
+                        for i in range(min(RAW_Z_SLIDERS, self.z_dim))]
+        for group in slider_groups(self.directions):
+            for name in group.names:
+                api = re.sub(r"\W+", "_", name).strip("_")  # "sefa:0" -> sefa_0, "class:T-shirt/top" -> class_T_shirt_top
+                taken = {s.api_name for s in self.sliders}
+                api = api if api and api not in taken else f"direction_{len(self.sliders)}"
+                label = direction_label(name, self.directions)
+                self.sliders.append(Slider(api, name, label, self.directions[name].description, group.title, group.open))
+        self.generate_api = with_parameters(self.generate, ["seed", *(s.api_name for s in self.sliders)])
+        self._feature_map: FeatureMap | None = None
+        self._feature_map_lock = threading.Lock()
+        self.scratch = Path(tempfile.mkdtemp(prefix="latent-lab-gradio-"))
+        atexit.register(shutil.rmtree, self.scratch, ignore_errors=True)
+
+    # -- helpers
+    def _realism_text(self, images: torch.Tensor) -> str:
+        if self.D is None:
+            return ""
+        scores = realism(self.D, images)
+        return f" · mean D(x) {scores.mean():.2f}" if len(scores) > 1 else f" · D(x) {scores[0]:.2f}"
+
+    def _scratch_file(self, suffix: str, data: bytes) -> str:
+        now = time.time()
+        for old in self.scratch.iterdir():
+            try:
+                if now - old.stat().st_mtime > SCRATCH_MAX_AGE_S:
+                    old.unlink()
+            except OSError:  # another request removed it first
+                pass
+        path = self.scratch / f"walk-{uuid.uuid4().hex[:12]}{suffix}"
+        path.write_bytes(data)
+        return str(path)
+
+    # -- Generate
+    def generate(self, seed, *values):
+        """seed, then one offset per slider (raw z coordinates, then directions) -> (uint8 image, info markdown)."""
+        seed = checked(parse_seed, seed)
+        if len(values) != len(self.sliders):
+            raise fail(f"expected {len(self.sliders)} slider values after the seed, got {len(values)}")
+        offsets = {s.name: checked(number_in, v, f"slider '{s.label}'", -MAX_OFFSET, MAX_OFFSET) for v, s in zip(values, self.sliders)}
+        z = apply_offsets(z_from_seed(seed, self.z_dim), offsets, {n: d.vector for n, d in self.directions.items()})
+        image = generate(self.G, z[None])
+        info = f"seed {seed} · |z| {z.norm():.2f} (prior shell {self.norm.mean:.2f} ± {self.norm.std:.2f})" + self._realism_text(image)
+        return to_uint8(image[0]), info
+
+    # -- Vector arithmetic
+    def exemplars(self, first_seed, count):
+        """A gallery page of seeded exemplars: ([(image, caption)], seeds for the visitor's gr.State)."""
+        first_seed = checked(parse_seed, first_seed, "first seed")
+        count = checked(whole_in, count, "number of exemplars", 1, MAX_GALLERY)
+        images, seeds = checked(seed_grid, self.G, first_seed, count)
+        return [(image, f"seed {s}") for image, s in zip(to_uint8(images), seeds)], seeds
+
+    @staticmethod
+    def pick(seeds: list[int] | None, target: str, a: str, b: str, c: str, evt: gr.SelectData):
+        """Clicking gallery image i appends its seed to the chosen group (once)."""
+        groups = {"A": a or "", "B": b or "", "C": c or ""}
+        if not seeds or evt.index is None or target not in groups:
+            return a, b, c
+        index = evt.index if isinstance(evt.index, int) else evt.index[0]
+        if not 0 <= index < len(seeds):
+            return a, b, c
+        seed = str(seeds[index])
+        present = [t for t in re.split(r"[\s,;]+", groups[target].strip()) if t]
+        if seed not in present:
+            groups[target] = ", ".join([*present, seed])
+        return groups["A"], groups["B"], groups["C"]
+
+    def arithmetic(self, a_text, b_text, c_text, noise_seed, jitter, name_a=None, name_b=None, name_c=None):
+        """A − B + C (Radford et al. Fig. 7) -> (3x3 grid around Y, pixel-space baseline, notes with the verdict)."""
+        names = [str(n).strip() if n else default for n, default in zip((name_a, name_b, name_c), self.bin_names)]
+        bins = []
+        for name, text, weight in zip(names, (a_text, b_text, c_text), (1.0, -1.0, 1.0)):
+            seeds, problems = parse_seed_list(text, f"bin '{name}'", MAX_BIN_SEEDS)
+            if problems:
+                raise fail(problems[0])
+            bins.append(ConceptBin(name, seeds, weight))
+        empty = empty_bins_message([b.name for b in bins if not b.seeds])
+        if empty:
+            raise fail(empty)
+        noise_seed = checked(parse_seed, noise_seed, "noise seed")
+        jitter = checked(number_in, jitter, "jitter", 0.0, MAX_JITTER)
+        result = checked(arithmetic, self.G, bins, self.z_dim, noise_seed, jitter)
+        notes = [f"Centre: G(Y) with Y = mean z(A) − mean z(B) + mean z(C); the other 8 add uniform noise of ±{jitter:g}."
+                 + self._realism_text(result.grid_images)]
+        if self.D is not None:
+            checks = check_arithmetic(self.D, bins, result, self.baseline, self.probe)
+            if checks.verdict is not None and checks.verdict.target:
+                notes.append(f"**Attribute classifier: {checks.verdict.text}**")
+            notes.append("Bin consistency (D features; random samples: " + f"{checks.baseline:.2f}): "
+                         + ", ".join(f"{b.name} {c:.2f}" for b, c in zip(bins, checks.consistency)))
+        notes += [f"⚠ {w}" for w in result.warnings]
+        return grid(result.grid_images, nrow=3), to_uint8(result.pixel_result), "\n\n".join(notes)
+
+    @functools.cached_property
+    def baseline(self) -> float:
+        """`consistency_baseline` of this checkpoint, computed by the first arithmetic request (a race only repeats it)."""
+        return consistency_baseline(self.G, self.D)
+
+    # -- Latent walk
+    def walk(self, seeds_text, frames_per_segment, mode, loop, fps):
+        """A walk through seeded keypoints -> (GIF preview, GIF file, MP4 file, info)."""
+        seeds, problems = keypoint_seeds(seeds_text)
+        if problems:
+            raise fail(problems[0])
+        n = checked(whole_in, frames_per_segment, "frames per segment", 1, MAX_FRAMES_PER_SEGMENT)
+        fps = checked(number_in, fps, "frames per second", 1, MAX_GIF_FPS)
+        if mode not in WALK_MODES:
+            raise fail(f"mode must be one of {', '.join(WALK_MODES)}, got {mode!r}")
+        path = walk(z_from_seeds(seeds, self.z_dim), n, mode=mode, loop=bool(loop))
+        if len(path) > MAX_WALK_FRAMES:  # checked on the latents, before any image is generated
+            raise fail(f"this walk has {len(path)} frames; at most {MAX_WALK_FRAMES} are allowed: use fewer seeds or frames per segment")
+        frames = to_uint8(generate(self.G, path))
+        gif_scale = max(1, GIF_SIDE // self.checkpoint.config.image_size)
+        gif = self._scratch_file(".gif", frames_to_gif(frames, fps=fps, scale=gif_scale))
+        mp4 = self._scratch_file(".mp4", frames_to_mp4(frames, fps=fps))
+        return gif, gif, mp4, f"{len(frames)} frames, {mode}{' (looped)' if loop else ''}, {fps:g} fps"
+
+    # -- Feature map
+    @property
+    def feature_map(self) -> FeatureMap | None:
+        """The cached map, looked up again while there is none, so a map built after start-up is picked up."""
+        if self._feature_map is None:
+            with self._feature_map_lock:
+                if self._feature_map is None:
+                    found = analysis.find_feature_maps(self.checkpoint)
+                    self._feature_map = load_feature_map(found[0]) if found else None
+        return self._feature_map
+
+    def colorings(self) -> list[str]:
+        """The map's colourings; without a map yet, those a map of this checkpoint's labels will have."""
+        fmap = self.feature_map
+        if fmap is not None:
+            return map_colourings(fmap)
+        ck = self.checkpoint
+        return colourings("attribute" if ck.attribute_names else "class" if ck.class_names else None, ck.attribute_names or ck.class_names)
+
+    def feature_map_figure(self, color_by, max_points):
+        """The cached feature map as (plotly figure, caption), or an error saying why there is none."""
+        fmap = self.feature_map
+        if fmap is None:
+            raise fail(NO_FEATURE_MAP)
+        max_points = checked(whole_in, max_points, "number of points", 1, MAX_FEATURE_POINTS)
+        shown = subsample(len(fmap.is_real), max_points)
+        colour = color_by or REAL_VS_GENERATED
+        figure = checked(feature_map_figure, fmap, colour, "UMAP", shown, None, 600)
+        caption = feature_map_caption(fmap, len(shown), colour) + " " + discriminator_accuracy(fmap).note
+        return figure, caption
