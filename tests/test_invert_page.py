@@ -88,3 +88,29 @@ def test_a_shared_link_opens_the_latent_with_its_edit(tiny_with_encoder):
     assert len(image_urls(at)) == 2 and not at.warning  # G(z) and its (unedited) copy
     damaged = page(z="AAAA")
     assert any("cannot be used" in w.value for w in damaged.warning)
+
+
+def test_the_gradio_invert_action_matches_the_core_and_refuses_bad_uploads(tiny_with_encoder, tmp_path):
+    import gradio as gr
+
+    from ui.gradio_explorer import Explorer
+
+    checkpoint, encoder = tiny_with_encoder
+    ex = Explorer(checkpoint)
+    path = tmp_path / "me.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    zeros = [0.0] * len(ex.sliders)
+    seen, rebuilt, edit, info = ex.invert(str(path), *zeros)
+    expected = invert_picture(checkpoint, path, "me.png", encoder=encoder)
+    assert np.array_equal(seen, expected.picture) and np.array_equal(rebuilt, expected.reconstruction)
+    assert np.array_equal(edit, rebuilt)  # no offsets: the edit is the reconstruction
+    assert f"`{expected.token}`" in info and f"pixel RMS {expected.pixel_rms:.3f}" in info
+    moved = ex.invert(str(path), *([2.0] + zeros[1:]))[2]
+    assert not np.array_equal(moved, rebuilt)
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(gr.Error, match="otes.png: not an image"):
+        ex.invert(str(tmp_path / "notes.png"), *zeros)
+    with pytest.raises(gr.Error, match="pload a picture first"):
+        ex.invert(None, *zeros)
+    with pytest.raises(gr.Error, match="slider values after the picture, got 1"):
+        ex.invert(str(path), 1.0)
