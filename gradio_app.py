@@ -4,7 +4,7 @@
 
 A second front end over the same UI-free core as the Streamlit explorer (`app.py`). This file is the
 layout and the launch; the actions (core calls, validation, formatting) are `ui.gradio_explorer.Explorer`.
-Every action has an `api_name`, so `gradio_client` can drive the demo: /generate, /exemplars,
+Every action has an `api_name`, so `gradio_client` can drive the demo: /generate, /invert, /exemplars,
 /arithmetic, /walk, /feature_map.
 """
 from __future__ import annotations
@@ -51,6 +51,17 @@ CSS = """
 # ----------------------------------------------------------------------------------------------- layout
 
 
+def slider_panel(ex: Explorer) -> list:
+    """One gr.Slider per `ex.sliders` entry, in its order, grouped in accordions (raw z, then each direction group)."""
+    sliders = []
+    for group_title, group in groupby(ex.sliders, key=lambda s: s.group):
+        group = list(group)
+        label = f"Raw z coordinates 0–{len(group) - 1}" if group_title == "raw" else group_title
+        with gr.Accordion(label, open=group[0].open):
+            sliders += [gr.Slider(-MAX_OFFSET, MAX_OFFSET, value=0, step=0.05, label=s.label, info=s.info) for s in group]
+    return sliders
+
+
 def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
     """The whole demo for one checkpoint (loaded here, once). Raises CheckpointError for an unusable path."""
     checkpoint = load_checkpoint(checkpoint_path)
@@ -71,15 +82,7 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
                     # No minimum/maximum on seed widgets: the core's range check names the field in its message.
                     seed = gr.Number(value=0, label=f"Seed (0 – {MAX_SEED})", step=1)
                     gr.Markdown(ex.directions_note)
-                    sliders = []  # one per ex.sliders entry, in its order: the /generate parameters after the seed
-                    for group_title, group in groupby(ex.sliders, key=lambda s: s.group):
-                        group = list(group)
-                        label = f"Raw z coordinates 0–{len(group) - 1}" if group_title == "raw" else group_title
-                        with gr.Accordion(label, open=group[0].open):
-                            sliders += [
-                                gr.Slider(-MAX_OFFSET, MAX_OFFSET, value=0, step=0.05, label=s.label, info=s.info)
-                                for s in group
-                            ]
+                    sliders = slider_panel(ex)  # the /generate parameters after the seed
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                 with gr.Column():
                     image = gr.Image(
@@ -89,6 +92,20 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
                     info = gr.Markdown(elem_id="generate-info")
             inputs = [seed, *sliders]
             generate_button.click(ex.generate_api, inputs, [image, info], api_name="generate")
+
+        with gr.Tab("Invert & edit"):
+            with gr.Row():
+                with gr.Column():
+                    picture = gr.Image(type="filepath", label="Your picture (any size: centre-cropped and resized)", sources=["upload"])
+                    invert_sliders = slider_panel(ex)  # the /invert parameters after the picture
+                    invert_button = gr.Button("Invert & edit", variant="primary", elem_id="invert-button")
+                with gr.Column():
+                    with gr.Row():
+                        seen = gr.Image(label="As the model sees it", format="png", interactive=False, elem_classes=["pixelated"])
+                        rebuilt = gr.Image(label="Reconstruction G(z)", format="png", interactive=False, elem_classes=["pixelated"])
+                    edited = gr.Image(label="Edit G(z + offsets)", format="png", interactive=False, elem_classes=["pixelated"], elem_id="invert-edit")
+                    invert_info = gr.Markdown(elem_id="invert-info")
+            invert_button.click(ex.invert_api, [picture, *invert_sliders], [seen, rebuilt, edited, invert_info], api_name="invert")
 
         with gr.Tab("Vector arithmetic"):
             gr.Markdown(

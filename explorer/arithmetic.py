@@ -1,7 +1,8 @@
 """Vector arithmetic on concepts, Radford et al. (2015) Sec. 6.3 and Fig. 7.
 
 "smiling woman - neutral woman + neutral man = smiling man": each concept is a bin of exemplar
-images (named by their seeds). The z's of a bin are averaged, because single samples were
+images: generated ones named by their seeds, and real pictures by the z that inversion found for
+them (`explorer.invert`, `explorer.real_exemplars`), so the arithmetic also runs on real photos. The z's of a bin are averaged, because single samples were
 unstable in the paper while means of three exemplars gave consistent results; the weighted sum
 of the means is Y. G(Y) is the centre of a 3x3 grid whose other 8 cells are G(Y + U(-0.25, 0.25)
 noise), showing that the neighbourhood of Y renders the same concept. The same weighted sum of
@@ -32,8 +33,16 @@ DEFAULT_JITTER = 0.25  # the paper's noise scale, in latent units (the prior's s
 @dataclass
 class ConceptBin:
     name: str  # shown in messages, e.g. "smiling woman"
-    seeds: list[int]  # the exemplars' latents, z_from_seed(seed)
+    seeds: list[int]  # generated exemplars' latents, z_from_seed(seed)
     weight: float  # +1 adds the concept, -1 subtracts it
+    latents: list = field(default_factory=list)  # real exemplars: each the (z_dim,) z that inversion found for a picture
+
+
+def bin_latents(b: ConceptBin, z_dim: int) -> torch.Tensor:
+    """(k, z_dim) float32: the seeds' z, then the real exemplars' inverted z, in that order."""
+    seeded = z_from_seeds(b.seeds, z_dim) if b.seeds else torch.empty(0, z_dim)
+    real = torch.as_tensor(np.asarray(b.latents, dtype=np.float32)).reshape(-1, z_dim) if len(b.latents) else torch.empty(0, z_dim)
+    return torch.cat([seeded, real])
 
 
 @dataclass
@@ -60,16 +69,26 @@ def concept_mean(zs: torch.Tensor) -> torch.Tensor:
     return zs.float().mean(dim=0)
 
 
-def _check_bins(bins: list[ConceptBin]) -> list[str]:
+def _check_latents(b: ConceptBin, z_dim: int) -> None:
+    for i, z in enumerate(b.latents):
+        values = np.asarray(z, dtype=np.float64) if not isinstance(z, str) else np.array([])
+        if values.shape != (z_dim,) or not np.isfinite(values).all():
+            raise ValueError(f"bin '{b.name}': real exemplar {i + 1} is not a finite z of {z_dim} values (shape {values.shape})")
+
+
+def _check_bins(bins: list[ConceptBin], z_dim: int | None = None) -> list[str]:
     """ValueError for bins that cannot be combined; warnings for ones that can but are unreliable."""
     if not bins:
         raise ValueError("no concept bins: add at least one bin, e.g. 'smiling woman' with weight +1")
     warnings = []
     for b in bins:
-        if len(b.seeds) == 0:
+        count = len(b.seeds) + len(b.latents)
+        if count == 0:
             raise ValueError(f"bin '{b.name}' is empty: drag at least one image into it")
-        if len(b.seeds) > MAX_BIN_SEEDS:
-            raise ValueError(f"bin '{b.name}' has {len(b.seeds)} images; at most {MAX_BIN_SEEDS} are allowed")
+        if count > MAX_BIN_SEEDS:
+            raise ValueError(f"bin '{b.name}' has {count} images; at most {MAX_BIN_SEEDS} are allowed")
+        if z_dim is not None:
+            _check_latents(b, z_dim)
         try:
             weight = float(b.weight)
         except (TypeError, ValueError):
@@ -81,9 +100,9 @@ def _check_bins(bins: list[ConceptBin]) -> list[str]:
                 validate_seed(seed)
             except ValueError as exc:
                 raise ValueError(f"bin '{b.name}': {exc}") from None
-        if len(b.seeds) < STABLE_BIN_SEEDS:
+        if count < STABLE_BIN_SEEDS:
             warnings.append(
-                f"bin '{b.name}' has {len(b.seeds)} image{'s' if len(b.seeds) > 1 else ''}: single samples are "
+                f"bin '{b.name}' has {count} image{'s' if count > 1 else ''}: single samples are "
                 f"unstable in the paper, which averages {STABLE_BIN_SEEDS} exemplars per concept; the result may "
                 "carry that image's pose or background rather than the concept"
             )
@@ -92,8 +111,8 @@ def _check_bins(bins: list[ConceptBin]) -> list[str]:
 
 def combine(bins: list[ConceptBin], z_dim: int) -> CombineResult:
     """Y = sum_i weight_i * mean(z of bin i), (z_dim,), with warnings for bins of fewer than 3 images."""
-    warnings = _check_bins(bins)
-    y = sum(float(b.weight) * concept_mean(z_from_seeds(b.seeds, z_dim)) for b in bins)
+    warnings = _check_bins(bins, z_dim)
+    y = sum(float(b.weight) * concept_mean(bin_latents(b, z_dim)) for b in bins)
     return CombineResult(y=y, warnings=warnings)
 
 
@@ -148,7 +167,7 @@ def arithmetic(G: nn.Module, bins: list[ConceptBin], z_dim: int, seed: int = 0, 
         raise ValueError(f"z_dim {z_dim} does not match the generator's {G.config.z_dim}")
     combined = combine(bins, z_dim)
     grid_latents = arithmetic_grid_latents(combined.y, seed, jitter)
-    exemplar_z = [z_from_seeds(b.seeds, z_dim) for b in bins]
+    exemplar_z = [bin_latents(b, z_dim) for b in bins]  # a real exemplar is shown as its reconstruction G(z)
     means = torch.stack([concept_mean(z) for z in exemplar_z])
     # One generate call for the grid, the bin means and every exemplar (eval-mode BN: batching does not change images).
     images = generate(G, torch.cat([grid_latents, means, *exemplar_z]))

@@ -229,3 +229,37 @@ def decode_arithmetic(params: Mapping) -> tuple[list[Bin] | None, float, int, li
         errors += seed_errors
         bins.append((name, weight, list(dict.fromkeys(seeds))))
     return bins, jitter, noise, errors
+
+
+# ----------------------------------------------------------------------------------------------- inverted latents
+# An inverted picture has no seed: its link holds the z itself as a token (`explorer.ztoken`), ?z=...&d=...
+
+Z_PARAM = "z"
+
+
+def encode_latent_state(z, offsets: Mapping[str, float]) -> dict[str, str]:
+    """{"z": token, "d": ...} for the Invert & edit page; strict (ValueError) like `encode_state`."""
+    from explorer.ztoken import z_to_token
+
+    params = encode_state(0, offsets)
+    del params[SEED_PARAM]
+    return {Z_PARAM: z_to_token(z), **params}
+
+
+def decode_latent_state(
+    params: Mapping[str, str | list[str]], z_dim: int, known_directions: Collection[str] | None = None
+) -> tuple[object | None, dict[str, float], list[str]]:
+    """(z (z_dim,) float32 or None, offsets, errors) from query parameters; never raises.
+
+    No `z` parameter gives None without an error; a damaged or foreign token gives None and says why.
+    """
+    from explorer.ztoken import z_from_token
+
+    _, offsets, errors = decode_state({k: v for k, v in params.items() if k != SEED_PARAM}, 0, known_directions)
+    token = _last_value(params, Z_PARAM)
+    if token is None:
+        return None, offsets, errors
+    try:
+        return z_from_token(token.strip(), z_dim), offsets, errors
+    except ValueError as exc:
+        return None, offsets, [*errors, f"the link's latent {_show(token)} cannot be used: {exc}"]

@@ -70,6 +70,23 @@ def test_combine_is_the_weighted_sum_of_bin_means():
     assert torch.allclose(combine(bins, 16).y, expected, atol=1e-6)
 
 
+def test_real_exemplars_join_a_bin_by_their_inverted_z(G):
+    real = [np.full(16, 0.5, np.float32), np.full(16, -0.25, np.float32)]  # e.g. z that explorer.invert found
+    mixed = ConceptBin("smiling woman", [3, 4], 1.0, latents=real)
+    expected = torch.cat([z_from_seeds([3, 4], 16), torch.from_numpy(np.stack(real))]).mean(0)
+    assert torch.allclose(combine([mixed], 16).y, expected, atol=1e-6)
+    only_real = ConceptBin("photos", [], -1.0, latents=real * 2)  # four: no small-bin warning
+    result = combine([only_real], 16)
+    assert torch.allclose(result.y, -torch.from_numpy(np.stack(real)).mean(0)) and result.warnings == []
+    drawn = arithmetic(G, [only_real], 16)
+    assert drawn.pixel_result.shape == (1 if CONFIG.channels == 1 else 3, 32, 32)
+    for bad in ([np.zeros(15)], [np.full(16, np.nan)], ["token"]):
+        with pytest.raises(ValueError, match="real exemplar 1 is not a finite z of 16 values"):
+            combine([ConceptBin("photos", [], 1.0, latents=bad)], 16)
+    with pytest.raises(ValueError, match="at most"):
+        combine([ConceptBin("photos", [1], 1.0, latents=[np.zeros(16)] * MAX_BIN_SEEDS)], 16)
+
+
 def test_bin_errors_have_clear_messages():
     good = ConceptBin("neutral woman", [1, 2, 3], -1.0)
     with pytest.raises(ValueError, match="^bin 'neutral man' is empty: drag at least one image into it$"):

@@ -266,6 +266,42 @@ def test_arithmetic_protocol_on_a_toy_generator_with_a_known_answer():
         ae.evaluate_arithmetic(_ToyFaces(), None, None, None, selections=("magic",), labeller=_toy_labeller, judge=_toy_judge)
 
 
+def test_real_pictures_as_exemplars_are_picked_by_their_own_labels_and_inverted_once():
+    toy = _ToyFaces()
+    z_real = torch.randn(300, 8, generator=torch.Generator().manual_seed(42))
+    with torch.no_grad():
+        pictures = ((toy(z_real) + 1) * 127.5).round().to(torch.uint8)  # "photos": uint8, as a dataset holds them
+    truth = _toy_judge(pictures.float() / 127.5 - 1)
+    inverted: list[int] = []
+
+    def invert(images):  # the toy's exact inverse on the coordinates it renders; the others are unknowable: 0
+        inverted.append(len(images))
+        z = torch.zeros(len(images), 8)
+        z[:, :3] = torch.atanh((images[:, 0, 0, :3].float() / 127.5 - 1).clamp(-0.999, 0.999)) / 2
+        return z
+
+    real = ae.RealExemplars(pictures, truth, invert)
+    smile, turn = ae.EXPRESSIONS[0], ae.EXPRESSIONS[3]
+    results = ae.evaluate_arithmetic(
+        toy, None, None, None, ks=(1, 10), trials=6, pool=400, expressions=(smile, turn),
+        labeller=_toy_labeller, judge=_toy_judge, real=real,
+    ).results
+    for name in ("smile", "turn"):
+        row = results[name]["by_selection"]["real"]
+        assert all(v == 1.0 for v in row["candidates_match"].values())  # the pictures' own labels match the concept
+        # uint8 pictures saturate tanh beyond |z| ~ 1.5, so the inverted z are shrunk there: nearly, not always, right
+        assert row["by_k"]["10"]["z"]["success"]["rate"] >= 0.9 and row["by_k"]["10"]["exemplars_match"] == 1.0
+    # each picture is inverted once: "neutral man"/"woman" etc. share nothing across these two expressions,
+    # so 6 concepts x at most 30 candidates, in one call per expression
+    assert len(inverted) == 2 and 0 < sum(inverted) <= 6 * ae.CANDIDATES
+    assert results["_summary"]["real"]["z"]["10"] >= 0.9
+    assert "| smiling woman - neutral woman + neutral man = smiling man | real | 10 |" in ae.format_table(results)
+    without = ae.evaluate_arithmetic(
+        toy, None, None, None, ks=(1,), trials=2, pool=400, expressions=(smile,), labeller=_toy_labeller, judge=_toy_judge,
+    ).results
+    assert without["smile"]["by_selection"]["real"] == {"skipped": "no real pictures given"}
+
+
 class _MarkedFaces(_ToyFaces):
     """_ToyFaces plus a consistency mark a real face has and a pixel blend breaks: pixel (1, 1) = pixel (1, 2) squared."""
 
@@ -444,6 +480,7 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
         "--checkpoint", str(run), "--what", "fid,arithmetic,neighbors,smoothness", "--dataset", "synthetic-faces:256",
         "--eval-net", str(tiny_eval_net), "--fid-samples", "64", "--snapshots", "--trials", "2", "--ks", "1,3",
         "--neighbors-samples", "32", "--walks", "2", "--json", str(tmp_path / "out.json"),
+        "--real-images", "48", "--encoder-pairs", "256", "--encoder-epochs", "1",
     ])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -456,6 +493,9 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     assert evaluation["fid"]["by_step_generator"] == evaluation["generator"]
     assert all(row["ema"] == (evaluation["generator"] == "ema") for row in evaluation["fid"]["by_step"])
     assert set(evaluation["arithmetic"]["smile"]["by_selection"]["probe"]["by_k"]) == {"1", "3"}
+    real = evaluation["arithmetic"]["smile"]["by_selection"]["real"]  # 48 held-out renders, inverted
+    assert set(real["by_k"]) == {"1", "3"} and all(v == 1.0 for v in real["candidates_match"].values()), real
+    assert "inverting" in out and list((snapshot / "analysis").glob("encoder-*.safetensors"))  # its encoder, cached beside it
     assert (snapshot / "evaluation" / "arithmetic-smile-grid-probe-k3.png").is_file()
     assert (snapshot / "evaluation" / "arithmetic-smile.png").is_file()
     assert (snapshot / "evaluation" / "neighbors.png").is_file()

@@ -170,11 +170,15 @@ def test_discriminator_accuracy_and_what_islands_mean():
 
 
 def test_precompute_without_the_dataset_says_so_and_writes_the_analysis(checkpoint, capsys):
-    assert precompute([str(checkpoint.path), "--n-fake", "16", "--method", "pca"]) == 0
+    assert precompute([str(checkpoint.path), "--n-fake", "16", "--method", "pca", "--encoder-pairs", "256", "--encoder-epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "not available on this machine" in err and "generated images only" in err
     files = sorted(p.name for p in (checkpoint.path / "analysis").iterdir())
-    assert files == ["directions-k10-samples5000-seed0.npz", "featuremap-pca-real5000-fake16-seed0.npz"]
+    assert files == [
+        "directions-k10-samples5000-seed0.npz",
+        "encoder-w32-pairs256-epochs1-seed0.safetensors",
+        "featuremap-pca-real5000-fake16-seed0.npz",
+    ]
 
 
 def test_exact_knn_graph_is_umaps_precomputed_layout():

@@ -8,7 +8,9 @@ Reproduces the DCGAN paper's experiments on a checkpoint and measures its sample
   probe       the paper's Tables 1-2: an L2-SVM on 100 labels per class over discriminator
               features vs raw pixels, 1-layer k-means features and a random-weight D
   arithmetic  "smiling woman - neutral woman + neutral man" and friends with k = 1, 3, 10
-              exemplars, z-space vs pixel-space, scored by the eval net (synthetic faces)
+              exemplars, z-space vs pixel-space, scored by the eval net (synthetic faces); exemplars
+              picked by the probe, by the eval net (oracle), or real held-out pictures picked by their
+              own labels and inverted (real; --real-images 0 skips it: inverting them takes minutes)
   neighbors   nearest training images to samples in pixels and D features; duplicate rate
   smoothness  frame-to-frame change along lerp vs slerp 9-point walks
   directions  the explorer's attribute sliders (conditional, raw, SVM): moved +3 from 200 seeds without
@@ -32,6 +34,7 @@ import torch
 
 from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, read_meta
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
+from explorer.encoder import add_encoder_options, encoder_training_from
 from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
 from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
@@ -56,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-per-class", type=int, default=100, help="probe: labelled images per class (default 100)")
     p.add_argument("--trials", type=int, default=20, help="arithmetic: trials per expression and k (default 20)")
     p.add_argument("--ks", default="1,3,10", help="arithmetic: exemplars per concept (default 1,3,10)")
+    p.add_argument(
+        "--real-images", type=int, default=2000,
+        help="arithmetic: held-out (test split) pictures the real exemplars are picked from; 0 skips the real source (default 2000)",
+    )
+    add_encoder_options(p)  # arithmetic's real source inverts pictures: the encoder it trains when none is cached
     p.add_argument("--neighbors-samples", type=int, default=1000, help="neighbors: generated samples (default 1000)")
     p.add_argument("--walks", type=int, default=10, help="smoothness: 9-point walks per mode (default 10)")
     p.add_argument("--direction-seeds", type=int, default=200, help="directions: seeds without the attribute per direction (default 200)")
@@ -141,7 +149,7 @@ def run_probe(args, checkpoint, train, say) -> dict:
 
 
 def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> dict:
-    from explorer.evaluation.arithmetic_eval import evaluate_arithmetic, format_table
+    from explorer.evaluation.arithmetic_eval import SELECTIONS, evaluate_arithmetic, format_table
 
     if train.attributes is None or not train.factor_names or "yaw" not in train.factor_names:
         return {"skipped": f"{train.spec} has no ground-truth attributes and yaw: arithmetic is measured on synthetic-faces"}
@@ -156,8 +164,10 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
         say(f"arithmetic: results must pass the single-clean-face check of {folder}")
     else:
         say(f"arithmetic: no clean-face checker at {folder} (python -m training.eval_net --task clean-face): pixel blends count unchecked")
+    real = _real_exemplars(args, checkpoint, say)
     evaluation = evaluate_arithmetic(checkpoint.generator, checkpoint.discriminator, train, net, ks=parse_ks(args.ks),
-                                     trials=args.trials, seed=args.seed, progress=say, clean=clean)
+                                     trials=args.trials, seed=args.seed, progress=say, clean=clean, real=real,
+                                     selections=SELECTIONS if real is not None else tuple(s for s in SELECTIONS if s != "real"))
     if figures is not None:
         for old in figures.glob("arithmetic-*.png"):
             old.unlink()  # figures of an earlier run with other k or expressions
@@ -173,6 +183,25 @@ def run_arithmetic(args, checkpoint, train, net, figures: Path | None, say) -> d
     results = evaluation.results
     results["table"] = format_table(results)
     return results
+
+
+def _real_exemplars(args, checkpoint, say):
+    """The "real" exemplar source: --real-images held-out pictures, inverted on demand; None when skipped."""
+    from explorer.encoder import load_or_train_encoder
+    from explorer.evaluation.arithmetic_eval import real_exemplars_from
+    from explorer.invert import invert_images
+
+    if args.real_images < 1:
+        return None
+    config = checkpoint.config
+    try:
+        test = load_dataset(args.dataset, image_size=config.image_size, channels=config.channels, max_images=args.real_images, split="test")
+    except DatasetError as exc:
+        say(f"arithmetic: no held-out pictures for real exemplars ({exc})")
+        return None
+    encoder, header = load_or_train_encoder(checkpoint, encoder_training_from(args), progress_bar=False)
+    say(f"arithmetic: real exemplars from {len(test)} held-out pictures, inverted (encoder {'trained' if header['trained_now'] else 'cached'})")
+    return real_exemplars_from(test, lambda images: torch.from_numpy(invert_images(checkpoint, images, encoder=encoder).z))
 
 
 def run_directions(args, checkpoint, train, net, say) -> dict:
@@ -260,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         what = parse_what(args.what)
         parse_ks(args.ks)
+        encoder_training_from(args)
+        if args.real_images < 0:
+            raise ValueError("--real-images must be >= 0")
     except ValueError as exc:
         parser.error(str(exc))
     for name in ("fid_samples", "draws", "labels_per_class", "trials", "neighbors_samples", "walks", "direction_seeds"):

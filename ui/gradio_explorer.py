@@ -32,9 +32,11 @@ from explorer.arithmetic import (
     MAX_BIN_SEEDS, ConceptBin, arithmetic, check_arithmetic, consistency_baseline, default_bins, empty_bins_message,
 )
 from explorer.checkpoint import Checkpoint
+from explorer.encoder import cached_encoder
 from explorer.featuremap import FeatureMap, discriminator_accuracy, load_feature_map
 from explorer.generate import MAX_GRID, generate, realism, seed_grid
 from explorer.images import grid, to_uint8
+from explorer.invert import InversionSettings, invert_picture
 from explorer.latent import WALK_MODES, apply_offsets, keypoint_seeds, latent_norm_stats, parse_seed, parse_seed_list, walk, z_from_seed, z_from_seeds
 from explorer.sliders import MAX_OFFSET, direction_label, slider_groups
 from explorer.urlstate import MAX_JITTER
@@ -129,6 +131,7 @@ class Explorer:
                 label = direction_label(name, self.directions)
                 self.sliders.append(Slider(api, name, label, self.directions[name].description, group.title, group.open))
         self.generate_api = with_parameters(self.generate, ["seed", *(s.api_name for s in self.sliders)])
+        self.invert_api = with_parameters(self.invert, ["picture", *(s.api_name for s in self.sliders)])
         self._feature_map: FeatureMap | None = None
         self._feature_map_lock = threading.Lock()
         self.scratch = Path(tempfile.mkdtemp(prefix="latent-lab-gradio-"))
@@ -153,17 +156,36 @@ class Explorer:
         path.write_bytes(data)
         return str(path)
 
+    def _edited(self, z: torch.Tensor, values: tuple, after: str) -> torch.Tensor:
+        """z + the sliders' offsets (one value per slider, in `self.sliders` order, sent after `after`)."""
+        if len(values) != len(self.sliders):
+            raise fail(f"expected {len(self.sliders)} slider values after the {after}, got {len(values)}")
+        offsets = {s.name: checked(number_in, v, f"slider '{s.label}'", -MAX_OFFSET, MAX_OFFSET) for v, s in zip(values, self.sliders)}
+        return apply_offsets(z, offsets, {n: d.vector for n, d in self.directions.items()})
+
     # -- Generate
     def generate(self, seed, *values):
         """seed, then one offset per slider (raw z coordinates, then directions) -> (uint8 image, info markdown)."""
         seed = checked(parse_seed, seed)
-        if len(values) != len(self.sliders):
-            raise fail(f"expected {len(self.sliders)} slider values after the seed, got {len(values)}")
-        offsets = {s.name: checked(number_in, v, f"slider '{s.label}'", -MAX_OFFSET, MAX_OFFSET) for v, s in zip(values, self.sliders)}
-        z = apply_offsets(z_from_seed(seed, self.z_dim), offsets, {n: d.vector for n, d in self.directions.items()})
+        z = self._edited(z_from_seed(seed, self.z_dim), values, "seed")
         image = generate(self.G, z[None])
         info = f"seed {seed} · |z| {z.norm():.2f} (prior shell {self.norm.mean:.2f} ± {self.norm.std:.2f})" + self._realism_text(image)
         return to_uint8(image[0]), info
+
+    # -- Invert & edit
+    def invert(self, picture, *values):
+        """An uploaded picture (file path), then one offset per slider ->
+        (the picture as the model sees it, its reconstruction G(z), the edit G(z + offsets), info markdown with z's token)."""
+        if not picture:
+            raise fail("upload a picture first")
+        found = cached_encoder(self.checkpoint)
+        if found is None:
+            raise fail("this checkpoint has no inversion encoder yet: run `python -m explorer.precompute CHECKPOINT` once (minutes)")
+        done = checked(invert_picture, self.checkpoint, str(picture), Path(str(picture)).name, InversionSettings(), found[0])
+        edit = to_uint8(generate(self.G, self._edited(torch.from_numpy(done.z), values, "picture")[None]))[0]
+        info = (f"pixel RMS {done.pixel_rms:.3f} (the encoder's guess {done.start_pixel_rms:.3f}) · {done.seconds:.1f} s · "
+                f"z as a token: `{done.token}`")
+        return done.picture, done.reconstruction, edit, info
 
     # -- Vector arithmetic
     def exemplars(self, first_seed, count):

@@ -22,6 +22,7 @@ def pages() -> list:
     return [
         st.Page("pages/generate.py", title="Generate & sliders", icon=":material/tune:", default=True),
         st.Page("pages/arithmetic.py", title="Vector arithmetic", icon=":material/functions:"),
+        st.Page("pages/invert.py", title="Invert & edit", icon=":material/photo_camera:"),
         st.Page("pages/walks.py", title="Latent walks", icon=":material/timeline:"),
         st.Page("pages/feature_map.py", title="Feature map", icon=":material/scatter_plot:"),
         st.Page("pages/model.py", title="Model", icon=":material/monitoring:"),

@@ -15,6 +15,9 @@ the ground truth is known, so both become success rates:
    concept (k = 1, 3, 10). A second, "oracle" selection draws from samples the eval net itself
    judges to match: the probe can be wrong about rough generated faces, and an arithmetic result
    cannot be better than its inputs, so the oracle rows measure the arithmetic alone.
+   A third, "real" selection uses real pictures: held-out dataset images whose own ground-truth
+   labels match the concept, each inverted to z (`explorer.invert`): the paper's arithmetic on
+   real photos. Its pixel-space baseline blends the real pictures themselves.
 3. z-space: Y = sum of weight * mean z per concept; the paper's 3x3 grid (G(Y) and 8 jittered
    neighbours, `explorer.arithmetic`). Pixel space: the same weighted sum of the exemplar images.
 4. The eval net - trained on real renders with their true labels, never on generated images -
@@ -58,12 +61,29 @@ CANDIDATES = 30  # top-scoring pool samples per concept that trials draw exempla
 DEFAULT_KS = (1, 3, 10)
 DEFAULT_POOL = 5000
 DEFAULT_TRIALS = 20
-SELECTIONS = ("probe", "oracle")  # who picks the exemplars; see evaluate_arithmetic
+SELECTIONS = ("probe", "oracle", "real")  # who picks the exemplars; see evaluate_arithmetic
 METHODS = ("z", "z_shell", "pixel")  # the paper's z arithmetic, the same with Y rescaled to |z| = sqrt(z_dim), pixels
 
 Labeller = Callable[[torch.Tensor], tuple[Sequence[str], np.ndarray]]  # images -> (names, probabilities (N, len(names)))
 Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -> bool (N,)
 CleanCheck = Callable[[torch.Tensor], np.ndarray]  # images -> bool (N,): a single clean face
+Inverter = Callable[[torch.Tensor], torch.Tensor]  # uint8 images (N, C, H, W) -> their inverted z (N, z_dim)
+
+
+@dataclass
+class RealExemplars:
+    """The "real" exemplar source: held-out pictures, their ground truth, and how to invert them."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W) at the generator's size
+    truth: dict[str, np.ndarray]  # attribute -> bool (N,): the dataset's own labels (with Yaw_Left / Yaw_Right)
+    invert: Inverter
+
+
+def real_exemplars_from(dataset: ImageDataset, invert: Inverter) -> RealExemplars:
+    """RealExemplars of a labelled dataset with a yaw factor (synthetic faces): its labels are the ground truth."""
+    labelled = with_yaw_labels(dataset)
+    truth = {name: labelled.attributes[:, j].numpy() > 0 for j, name in enumerate(labelled.attribute_names)}
+    return RealExemplars(labelled.images, truth, invert)
 
 
 @dataclass(frozen=True)
@@ -194,6 +214,7 @@ def evaluate_arithmetic(
     judge: Judge | None = None,
     selections: Sequence[str] = SELECTIONS,
     clean: CleanCheck | None = None,
+    real: RealExemplars | None = None,
 ) -> ArithmeticEvaluation:
     """Success rates of z-space vs pixel-space arithmetic by k (see the module docstring). Deterministic in `seed`.
 
@@ -203,6 +224,8 @@ def evaluate_arithmetic(
     clean (images -> bool (N,)) is the single-clean-face check every counted result must pass
     (`explorer.evaluation.clean_face.is_clean` with the shipped checker); without one, success is
     the unchecked rate and the protocol says so.
+    real: the "real" selection's pictures (`real_exemplars_from`); without it that selection is
+    reported as skipped. Only the candidates drawn are inverted (each picture once).
     Tests pass hand-made ones to check the protocol on a toy generator with a known answer.
     """
     say = progress or (lambda message: None)
@@ -221,11 +244,15 @@ def evaluate_arithmetic(
     judge = judge or (lambda images: ground_truth(net, images))
     say(f"labelling a pool of {pool} generated samples")
     pool_seeds = np.arange(ARITH_SEED_OFFSET, ARITH_SEED_OFFSET + pool)
-    pool_images = generate(G, z_from_seeds(pool_seeds.tolist(), G.config.z_dim))
+    pool_z = z_from_seeds(pool_seeds.tolist(), G.config.z_dim)
+    pool_images = generate(G, pool_z)
     names, probabilities = labeller(pool_images)
     pool_truth = judge(pool_images)
     pool_clean = clean(pool_images) if clean is not None else np.ones(len(pool_images), dtype=bool)
 
+    if real is not None:
+        real_images = real.images.float() / 127.5 - 1  # [-1, 1], as G's images, for the pixel baseline
+        real_z = torch.full((len(real.images), G.config.z_dim), math.nan)  # filled by _invert_missing
     evaluation = ArithmeticEvaluation()
     for e, expression in enumerate(expressions):
         say(f"arithmetic: {expression.text}")
@@ -238,14 +265,25 @@ def evaluate_arithmetic(
             "by_selection": {},
         }
         for selection in selections:
-            candidates, missing = _candidates(selection, expression, names, probabilities, pool_truth, seed)
+            if selection == "real":
+                if real is None:
+                    entry["by_selection"][selection] = {"skipped": "no real pictures given"}
+                    continue
+                candidates, missing = _candidates("oracle", expression, [], np.zeros(0), real.truth, seed)
+                source = (real_z, real_images, real.truth)
+                if not missing:
+                    _invert_missing(real, real_z, np.concatenate(candidates), say)
+            else:
+                candidates, missing = _candidates(selection, expression, names, probabilities, pool_truth, seed)
+                source = (pool_z, pool_images, pool_truth)
             if missing:
-                entry["by_selection"][selection] = {"skipped": f"no generated sample in the pool is judged {', '.join(missing)}"}
+                what = "real picture is labelled" if selection == "real" else "generated sample in the pool is judged"
+                entry["by_selection"][selection] = {"skipped": f"no {what} {', '.join(missing)}"}
                 continue
             result = {
                 # How often the eval net agrees that the candidates are what the concept says (1 for oracle picks).
                 "candidates_match": {
-                    c.label: float(satisfies({n: v[cand] for n, v in pool_truth.items()}, c.conditions).mean())
+                    c.label: float(satisfies({n: v[cand] for n, v in source[2].items()}, c.conditions).mean())
                     for c, cand in zip(expression.concepts, candidates, strict=True)
                 },
                 "candidates": {c.label: int(len(cand)) for c, cand in zip(expression.concepts, candidates, strict=True)},
@@ -253,9 +291,7 @@ def evaluate_arithmetic(
             }
             for k in ks:
                 rng = np.random.default_rng([seed, k, e, SELECTIONS.index(selection)])
-                result["by_k"][str(k)], figure = _trials(
-                    G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge, clean
-                )
+                result["by_k"][str(k)], figure = _trials(G, expression, candidates, k, trials, rng, *source, judge, clean)
                 evaluation.figures[(expression.name, selection, k)] = figure
             entry["by_selection"][selection] = result
         evaluation.results[expression.name] = entry
@@ -263,7 +299,8 @@ def evaluate_arithmetic(
     evaluation.results["_protocol"] = {
         "pool": pool, "trials": trials, "ks": list(ks), "candidates_per_concept": CANDIDATES, "seed": seed,
         "selections": {"probe": "exemplars the attribute probe on D features rates most likely (what the explorer does)",
-                       "oracle": "exemplars the eval net judges to match: isolates the arithmetic from the probe's mistakes"},
+                       "oracle": "exemplars the eval net judges to match: isolates the arithmetic from the probe's mistakes",
+                       "real": "held-out real pictures whose own labels match, inverted to z (explorer.invert); pixel = the real pictures"},
         "probe_accuracy": {n: round(a, 4) for n, a in probe.accuracy.items()} if probe is not None else None,
         "success": "every target attribute present and every kept attribute absent, judged by the eval net; pixel results "
                    + ("must also be a single clean face by the clean-face checker (real renders vs pixel blends)" if clean is not None
@@ -295,7 +332,15 @@ def _candidates(
 OUTCOMES = ("target", "success", "success_unchecked", "clean")
 
 
-def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, pool_truth, judge, clean=None) -> tuple[dict, dict]:
+def _invert_missing(real: RealExemplars, real_z: torch.Tensor, wanted: np.ndarray, say: Callable[[str], None]) -> None:
+    """Invert the wanted real pictures not inverted yet, into real_z's rows (NaN = not yet)."""
+    todo = np.array(sorted({int(i) for i in wanted if torch.isnan(real_z[int(i), 0])}), dtype=np.int64)
+    if len(todo):
+        say(f"inverting {len(todo)} real pictures")
+        real_z[todo] = torch.as_tensor(real.invert(real.images[todo]), dtype=torch.float32)
+
+
+def _trials(G, expression, candidates, k, trials, rng, pool_z, pool_images, pool_truth, judge, clean=None) -> tuple[dict, dict]:
     """`trials` draws of k exemplars per concept (disjoint across concepts): success rates, and trial 0's images."""
     flags: dict[str, list[np.ndarray]] = {f"{m}_{what}": [] for m in METHODS for what in OUTCOMES}
     exemplar_ok, variation = [], []
@@ -308,7 +353,7 @@ def _trials(G, expression, candidates, k, trials, rng, pool_seeds, pool_images, 
             chosen = rng.choice(free, size=min(k, len(free)), replace=False)
             used.update(chosen.tolist())
             exemplar_index.append(chosen)
-            bins.append(ConceptBin(concept.label, pool_seeds[chosen].tolist(), concept.weight))
+            bins.append(ConceptBin(concept.label, [], concept.weight, latents=list(pool_z[chosen].numpy())))
             exemplar_ok.append(satisfies({n: v[chosen] for n, v in pool_truth.items()}, concept.conditions))
         y = combine(bins, G.config.z_dim).y
         # The mean of k standard-normal z's has |z| ~ sqrt(z_dim / k), so Y = m1 - m2 + m3 sits at
