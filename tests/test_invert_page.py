@@ -18,7 +18,7 @@ from explorer.checkpoint import load_checkpoint
 from explorer.encoder import EncoderTraining, _encoder_entry, save_encoder, train_encoder
 from explorer.invert import invert_picture
 from explorer.urlstate import decode_latent_state
-from tests.test_app import TIMEOUT, image_urls, link
+from tests.support.apptest import APP, TIMEOUT, image_urls, link
 
 PAGE = "pages/invert.py"
 
@@ -36,7 +36,7 @@ def tiny_with_encoder(tiny_checkpoints):
 
 
 def page(**params) -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["ckpt"] = "tiny-faces"
     for name, value in params.items():
         at.query_params[name] = value
