@@ -2,9 +2,9 @@
 
 Copies the run's latest snapshot (EMA generator when present), its sample grids, curves and
 metric history (the explorer's Model page reads them), without optimizer state. RUN may also be
-one of its snapshots (RUN/snapshots/step-N): then history and grids stop at step N. meta.json
-records the `python -m training.run` command that reproduces the run ("training_command"). OUT must be a new
-or empty folder or an earlier export (which is replaced): any other folder is refused untouched.
+one of its snapshots (RUN/snapshots/step-N); history and grids stop at the exported snapshot's
+step. meta.json records the `python -m training.run` command that reproduces the run
+("training_command"). OUT must be a new or empty folder or an earlier export (which is replaced): any other folder is refused untouched.
 Exit codes: 0 done, 2 bad input or target, 4 a write failed (OUT is as it was).
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 from explorer.checkpoint import CheckpointError, export_checkpoint, read_meta
 from explorer.fsio import atomic_write_bytes, is_inside
 from explorer.rundir import (
-    CONFIG_FILE, CURVES_FILE, RunDirError, HISTORY_FILE, LATEST_FILE, SAMPLES_DIR, SNAPSHOT_DIR, latest_snapshot, read_history, sample_grid_files,
+    CONFIG_FILE, CURVES_FILE, HISTORY_FILE, LATEST_FILE, SAMPLES_DIR, SNAPSHOT_DIR, RunDirError, latest_snapshot, read_history,
+    sample_grid_files,
 )
 from training.run import training_command
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     run, out = Path(args.run), Path(args.out)
     try:
-        extra = {"training_command": training_command(training)} if isinstance(training := read_meta(run)[1].get("training"), dict) else {}
+        training = read_meta(run)[1].get("training")  # validated: a mapping of scalars when present
+        extra = {"training_command": training_command(training)} if training else {}
         target = export_checkpoint(
             run, out, torch.float16 if args.dtype == "fp16" else torch.float32, not args.no_discriminator,
             prefer_ema=args.generator == "ema", extra_meta=extra,
@@ -106,13 +108,16 @@ def copy_run_extras(
     grid is drawn at step E * steps_per_epoch).
     """
     extras = (HISTORY_FILE, CURVES_FILE, CONFIG_FILE) if with_curves else (HISTORY_FILE, CONFIG_FILE)
+    last_step = math.inf if until_step is None else until_step
     for extra in extras:
-        if _copyable(run / extra, run):
+        if not _copyable(run / extra, run):
+            continue
+        if extra == HISTORY_FILE and until_step is not None:  # written once, already cut
+            kept = [row for row in read_history(run) if row.get("step", 0) <= until_step]
+            atomic_write_bytes(target / extra, "".join(json.dumps(row) + "\n" for row in kept).encode())
+        else:
             shutil.copy2(run / extra, target / extra)
-    if until_step is not None and (target / HISTORY_FILE).is_file():
-        kept = [row for row in read_history(target) if row.get("step", 0) <= until_step]
-        atomic_write_bytes(target / HISTORY_FILE, "".join(json.dumps(row) + "\n" for row in kept).encode())
-    grids = [grid for grid in sample_grid_files(run) if _copyable(grid, run) and _grid_step(grid, steps_per_epoch) <= (math.inf if until_step is None else until_step)]
+    grids = [grid for grid in sample_grid_files(run) if _copyable(grid, run) and _grid_step(grid, steps_per_epoch) <= last_step]
     if grids and sample_grids > 0:
         # Each 64-image grid is ~0.5 MB: keep the shipped checkpoint small but show progress over time.
         keep = sorted({round(i * (len(grids) - 1) / max(1, sample_grids - 1)) for i in range(sample_grids)})
