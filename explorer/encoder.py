@@ -196,9 +196,18 @@ def encoder_training_from(args) -> EncoderTraining:
 
 
 def save_encoder(path: str | os.PathLike, encoder: Encoder, header: dict) -> None:
-    """One safetensors file (fp32 weights) with the JSON header in its metadata, written atomically."""
+    """One safetensors file with the JSON header in its metadata, written atomically.
+
+    Floating tensors are stored as fp16 (2.2 MB instead of 4.4 for the 64 px encoder, so a shipped
+    checkpoint can carry it): the encoder only gives optimisation a starting z, and its guesses
+    from fp16 weights differ from fp32 by at most 1.6e-3 in z (64 samples), far below its error (z MSE 0.82).
+    `load_encoder` casts back into the fp32 modules.
+    """
     full = {"format": ENCODER_FORMAT, "version": ENCODER_VERSION, "config": asdict(encoder.config), **header}
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    state = {
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in encoder.state_dict().items()
+    }
     atomic_write_bytes(path, save(state, metadata={HEADER_KEY: json.dumps(full)}))
 
 
@@ -285,6 +294,10 @@ def load_or_train_encoder(
         encoder, header = found
         return encoder, {**header, "trained_now": False}
     encoder, stats = train_encoder(checkpoint.generator, training, progress, progress_bar)
+    with torch.no_grad():  # the fp16 rounding `save_encoder` stores: this session guesses what later ones will
+        for tensor in encoder.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half())
     filename, key = _encoder_entry(checkpoint, training)
     header = {"cache_key": key, "training": asdict(training), "quality": stats}
     target = analysis_cache_path(checkpoint, filename)
