@@ -23,11 +23,13 @@ from explorer.directions import DirectionSet, Progress, compute_directions, load
 from explorer.npzfile import npz_header
 from explorer.probe import Probe, fit_attribute_probe, load_probe, save_probe
 from explorer.featuremap import METHODS, FeatureMap, build_feature_map, load_feature_map, save_feature_map
+from explorer.refine_directions import RefineSettings
 
 CACHE_VERSION = 1  # bump when a change in this code changes what a cached file would contain
 ANALYSIS_DIR = "analysis"
 PROBE_IMAGES = 4000  # real images an in-app probe fit may read: a few hundred per attribute value
 PROBE_PER_CLASS = 300
+REFINE = RefineSettings()  # cond: directions are refined at the slider's full offset (explorer/refine_directions.py)
 _UNREADABLE = (OSError, ValueError, KeyError, zipfile.BadZipFile)
 
 
@@ -150,7 +152,8 @@ def _feature_map_entry(n_real: int, n_fake: int, seed: int, method: str) -> tupl
 
 def _directions_entry(k: int, n_samples: int, seed: int) -> tuple[str, dict[str, Any]]:
     """(cache file name, key parameters) of a direction set."""
-    parameters = {"kind": "directions", "k": k, "n_samples": n_samples, "seed": seed}
+    # the refinement settings are part of the key: a cache of projected-only cond: directions is stale
+    parameters = {"kind": "directions", "k": k, "n_samples": n_samples, "seed": seed, "refine": REFINE.key()}
     return f"directions-k{k}-samples{n_samples}-seed{seed}.npz", parameters
 
 
@@ -259,7 +262,7 @@ def load_or_compute_directions(
         checkpoint,
         *_directions_entry(k, n_samples, seed),
         dataset,
-        lambda: compute_directions(checkpoint, dataset, k, n_samples, seed, _resolve(probe), progress),
+        lambda: compute_directions(checkpoint, dataset, k, n_samples, seed, _resolve(probe), progress, refine=REFINE),
         save_directions,
         load_directions,
     )

@@ -18,7 +18,9 @@ z + alpha * d, with alpha in the prior's units (z ~ N(0, I), so alpha = 3 is a l
 * Conditional directions, "cond:NAME" (InterFaceGAN's conditional manipulation): the attribute's
   mean-difference direction with every other attribute direction and the skin-tone direction
   projected out, so the Smiling slider does not also change Male, glasses or skin tone (to first
-  order). They are the explorer's default attribute sliders; the raw ones stay selectable.
+  order). `compute_directions(refine=...)` then refines them where the slider acts, at its full
+  offset through G and D (`explorer.refine_directions`), which removes what a projection in z cannot
+  (a non-linear G). They are the explorer's default attribute sliders; the raw ones stay selectable.
 
 Directions are saved as .npz (vectors) plus a JSON header inside the same file, read back with
 allow_pickle=False, so a directions file can never execute code.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
@@ -41,6 +44,9 @@ from explorer.generate import eval_mode, generate
 from explorer.latent import z_from_seeds
 from explorer.npzfile import load_npz, save_npz
 from explorer.probe import PROBE_HOLDOUT, Probe, fit_attribute_probe
+
+if TYPE_CHECKING:
+    from explorer.refine_directions import RefineSettings
 
 KINDS = ("sefa", "ganspace", "attribute", "class", "factor")
 DIRECTIONS_FORMAT = "latent-lab-directions"
@@ -317,12 +323,17 @@ def compute_directions(
     seed: int = 0,
     probe: Probe | None = None,
     progress: Progress | None = None,
+    refine: RefineSettings | None = None,
 ) -> DirectionSet:
     """SeFa + GANSpace directions, and attribute/class directions when a probe can be had.
 
     The probe is `probe` if given, else fitted on `dataset` (which must hold attributes or labels);
     without either, or without a discriminator, the reason is recorded in `.skipped["attributes"]`.
+    refine: the cond: directions are then refined at the slider's full offset
+    (`explorer.refine_directions`); None keeps the projections.
     """
+    from explorer.refine_directions import refine_conditional_directions  # here: that module imports this one
+
     report = progress or (lambda fraction, message: None)
     G, D = checkpoint.generator, checkpoint.discriminator
     report(0.0, "SeFa directions")
@@ -341,6 +352,12 @@ def compute_directions(
         skipped.update({f"{probe.prefix}:{name}": reason for name, reason in probe.skipped.items()})
         report(0.5, f"labelling {n_samples} generated samples")
         found, not_found = attribute_directions(G, D, probe, n_samples=n_samples, seed=seed)
+        if refine is not None and any(d.name.startswith("cond:") for d in found):
+            refined = {d.name: d for d in refine_conditional_directions(
+                G, D, probe, {d.name: d for d in found}, refine,
+                lambda fraction, message: report(0.6 + 0.4 * fraction, message),
+            )}
+            found = [refined.get(d.name, d) for d in found]
         directions += found
         skipped.update(not_found)
     report(1.0, f"{len(directions)} directions")

@@ -4,7 +4,8 @@ A checkpoint's directions (`explorer.analysis.available_directions`) are named b
 
     sefa:K, ganspace:K         unsupervised (always SeFa; GANSpace when an analysis is cached)
     cond:NAME                  InterFaceGAN conditional: NAME's direction orthogonalised against the other
-                               labelled attributes (and skin tone), so moving it changes NAME alone
+                               labelled attributes (and skin tone, yaw), then refined at the slider's full
+                               offset through G and D (explorer.refine_directions), so moving it changes NAME alone
     attr:NAME, class:NAME      the raw mean difference of confidently labelled samples' z
     svm:NAME                   the linear SVM normal of the same samples
     factor:NAME                a continuous factor's direction (e.g. factor:yaw, factor:skin_tone): the slope of

@@ -127,3 +127,14 @@ def test_slider_floor_the_renderers_own_edit_flips_only_its_attribute():
     assert list(results) == list(ATTRIBUTES)
     for r in results.values():
         assert r["flip_rate"] == 1.0 and r["max_other_flip"] <= 0.1 and r["faces"] >= 50
+
+
+def test_another_seed_offset_gives_an_independent_sample_of_the_same_kind():
+    first, _, _ = de._seeds_without(_ToyFaces(), _judge, "Male", 30)
+    second, verdicts, _ = de._seeds_without(_ToyFaces(), _judge, "Male", 30, offset=7_000_000)
+    assert first.min() >= de.DIRECTIONS_SEED_OFFSET and second.min() >= 7_000_000
+    assert not set(first) & set(second) and not verdicts["Male"].any()
+    directions = _directions()
+    results = de.evaluate_directions(_ToyFaces(), directions, _judge, attributes=("Smiling",), n=30, seed_offset=7_000_000)
+    assert results["_protocol"]["seeds"] == "the first 30 seeds from 7000000 judged without the attribute"
+    assert results["Smiling"]["by_direction"]["cond:Smiling"]["flip_rate"] > 0.9

@@ -36,6 +36,8 @@ from explorer.checkpoint import CheckpointError, atomic_write_json, load_checkpo
 from explorer.datasets import DatasetError, ImageDataset, load_dataset
 from explorer.encoder import add_encoder_options, encoder_training_from
 from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
+from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, MAX_SEEDS_SCANNED
+from explorer.latent import MAX_SEED
 from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
 from explorer.rundir import EVALUATION_DIR
@@ -67,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbors-samples", type=int, default=1000, help="neighbors: generated samples (default 1000)")
     p.add_argument("--walks", type=int, default=10, help="smoothness: 9-point walks per mode (default 10)")
     p.add_argument("--direction-seeds", type=int, default=200, help="directions: seeds without the attribute per direction (default 200)")
+    p.add_argument("--direction-seed-offset", type=int, default=DIRECTIONS_SEED_OFFSET,
+                   help=f"directions: the first seed scanned (default {DIRECTIONS_SEED_OFFSET:,}; another value gives an independent sample)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-write", action="store_true", help="print only; leave meta.json and figures alone")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -224,7 +228,7 @@ def run_directions(args, checkpoint, train, net, say) -> dict:
     results = evaluate_directions(
         checkpoint.generator, directions, judge=lambda images: ground_truth(net, images), skin=skin, skin_std=skin_std,
         dependence=attribute_dependence(train.attributes.numpy(), train.attribute_names), attributes=attributes,
-        n=args.direction_seeds, progress=say,
+        n=args.direction_seeds, progress=say, seed_offset=args.direction_seed_offset,
     )
     results["table"] = format_table(results)
     return results
@@ -299,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.fid_samples < 2:
         parser.error("--fid-samples must be >= 2")
+    if not 0 <= args.direction_seed_offset <= MAX_SEED - MAX_SEEDS_SCANNED:
+        parser.error(f"--direction-seed-offset must be in [0, {MAX_SEED - MAX_SEEDS_SCANNED}]")
     if args.clean_net and not (Path(args.clean_net) / EVALNET_META).is_file():
         parser.error(f"--clean-net {args.clean_net}: not an eval net folder (no {EVALNET_META})")
     started = time.perf_counter()

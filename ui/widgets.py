@@ -43,7 +43,10 @@ def run_with_progress(label: str, work: Callable[[Callable[[float, str], None]],
 
 
 def _compute_directions(key: ModelKey, progress: Callable[[float, str], None]):
-    """The directions analysis in this request (tens of seconds), written to the core's cache."""
+    """The directions analysis in this request, written to the core's cache.
+
+    Minutes on a CPU: most of it refines the cond: sliders (explorer/refine_directions.py).
+    """
     probe, reason = cache.probe(key)
     dataset = None if probe is None else cache.real_dataset(key, analysis.PROBE_IMAGES)
     directions = analysis.load_or_compute_directions(cache.model(key), dataset, probe=probe, progress=progress)
@@ -68,6 +71,9 @@ def directions_panel(key: ModelKey, where: str) -> None:
         "need an analysis of this checkpoint, which is not cached yet (`python -m explorer.precompute CHECKPOINT` "
         "does it offline)."
     )
-    clicked = st.button("Compute GANSpace and attribute directions (about a minute)", key=f"compute_dirs_{where}")
+    clicked = st.button(
+        "Compute GANSpace and attribute directions (minutes on a CPU: each conditional slider is refined through G and D)",
+        key=f"compute_dirs_{where}",
+    )
     if clicked and run_with_progress("Analysing the checkpoint…", lambda progress: _compute_directions(key, progress)) is not None:
         st.rerun(scope="app")

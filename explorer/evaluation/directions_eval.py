@@ -3,8 +3,9 @@
 For each attribute A (by default Smiling, Male, Eyeglasses, Wearing_Hat) and each of its slider
 directions (the conditional `cond:A`, the raw mean difference `attr:A`, the SVM normal `svm:A`):
 
-1. From seeds DIRECTIONS_SEED_OFFSET, DIRECTIONS_SEED_OFFSET + 1, ... take the first n (200) whose
-   image the judge (the eval net, trained on real renders only) labels without A.
+1. From seeds DIRECTIONS_SEED_OFFSET, DIRECTIONS_SEED_OFFSET + 1, ... (or another `seed_offset`, for
+   a second, independent sample) take the first n (200) whose image the judge (the eval net, trained
+   on real renders only) labels without A.
 2. Move each z by +alpha (3, in the prior's units) along the direction's unit vector; decode.
 3. Report
      flip_rate         share of moved images the judge now labels with A;
@@ -45,11 +46,13 @@ Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -
 FactorJudge = Callable[[torch.Tensor], np.ndarray]  # images -> a factor's estimate (N,) float
 
 
-def _seeds_without(G: nn.Module, judge: Judge, attribute: str, n: int, chunk: int = 500) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor]:
-    """The first n seeds from DIRECTIONS_SEED_OFFSET whose image is judged without `attribute`: (seeds, verdicts, images)."""
+def _seeds_without(
+    G: nn.Module, judge: Judge, attribute: str, n: int, chunk: int = 500, offset: int = DIRECTIONS_SEED_OFFSET
+) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor]:
+    """The first n seeds from `offset` whose image is judged without `attribute`: (seeds, verdicts, images)."""
     seeds, verdicts, images = [], [], []
     found = 0
-    for start in range(DIRECTIONS_SEED_OFFSET, DIRECTIONS_SEED_OFFSET + MAX_SEEDS_SCANNED, chunk):
+    for start in range(offset, offset + MAX_SEEDS_SCANNED, chunk):
         batch_seeds = np.arange(start, start + chunk)
         batch_images = generate(G, z_from_seeds(batch_seeds.tolist(), G.config.z_dim))
         batch_verdicts = judge(batch_images)
@@ -121,6 +124,7 @@ def evaluate_directions(
     n: int = DEFAULT_STEPS,
     alpha: float = DEFAULT_ALPHA,
     progress: Callable[[str], None] | None = None,
+    seed_offset: int = DIRECTIONS_SEED_OFFSET,
 ) -> dict:
     """{attribute: {"default": name, "by_direction": {name: result}}} for every slider direction the set has."""
     say = progress or (lambda message: None)
@@ -131,7 +135,7 @@ def evaluate_directions(
             out[attribute] = {"skipped": f"no direction for {attribute} (the probe found too few confident samples?)"}
             continue
         by_direction = {}
-        start = _seeds_without(G, judge, attribute, n)
+        start = _seeds_without(G, judge, attribute, n, offset=seed_offset)
         raw = directions.get(f"attr:{attribute}") or directions[names[0]]
         rng = np.random.default_rng([ord(c) for c in attribute])  # fixed per attribute: reruns give the same floor
         random = Direction(f"random⟂{raw.name}", orthogonalize(rng.standard_normal(raw.vector.shape[0]), [raw.vector]),
@@ -143,7 +147,7 @@ def evaluate_directions(
             )
         out[attribute] = {"default": names[0], "by_direction": by_direction}
     out["_protocol"] = {
-        "seeds": f"the first {n} seeds from {DIRECTIONS_SEED_OFFSET} judged without the attribute", "alpha": alpha,
+        "seeds": f"the first {n} seeds from {seed_offset} judged without the attribute", "alpha": alpha,
         "dependent_threshold": DEPENDENT, "targets": TARGETS,
         "judge": "the eval net (trained on real renders only): attributes at p >= 0.5, skin tone by regression",
     }
