@@ -45,6 +45,24 @@ def plot_values(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def spread_checkpoint(target: Path, seed: int = 0) -> Path:
+    """A 32 px RGB DCGAN (z 16, widths 8) with random weights spread so that G's pictures span Tanh's range: a fresh
+    init (or a few training steps) draws near-uniform grey, on which an edit moves pixels by a level or two at most."""
+    from explorer.checkpoint import write_checkpoint_dir
+    from explorer.model import DCGANConfig, Discriminator, Generator
+
+    torch.manual_seed(seed)
+    config = DCGANConfig(image_size=32, channels=3, g_width=8, d_width=8, z_dim=16)
+    G = Generator(config)
+    with torch.no_grad():
+        for module in G.modules():
+            if isinstance(module, torch.nn.ConvTranspose2d):
+                module.weight.normal_(0.0, 0.15)
+    meta = {"model": config.to_dict(), "step": 1, "dataset": {"spec": "synthetic-faces:64"}}
+    write_checkpoint_dir(target, meta, {"generator": G, "discriminator": Discriminator(config)})
+    return target
+
+
 @contextmanager
 def tiny_encoder(run_dir: Path) -> Iterator[tuple]:
     """(checkpoint, encoder): an inversion encoder trained in a second (256 pairs, 1 epoch) and cached under the
