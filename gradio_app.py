@@ -84,8 +84,10 @@ def real_exemplar_panel(ex: Explorer, target, names: tuple, seeds: tuple) -> tup
                 draw = gr.Number(value=0, label="Draw (which matching pictures)", step=1)
                 fill = gr.Button("Fill A, B, C from the dataset by label")
         with gr.Row():
-            real = [gr.Textbox(label=f"{g}: inverted pictures (z tokens)", max_lines=3) for g in "ABC"]
-        gallery = gr.Gallery(label="Inverted pictures, as G(z)", columns=8, height="auto", allow_preview=False, format="png", elem_classes="pixelated")
+            real = [gr.Textbox(value="", label=f"{g}: inverted pictures (z tokens)", max_lines=3) for g in "ABC"]
+        gallery = gr.Gallery(
+            label="Inverted pictures, as G(z)", columns=8, height="auto", allow_preview=False, format="png", elem_classes="pixelated",
+        )
         note = gr.Markdown()
     add.click(ex.add_inverted, [uploads, target, *real], [*real, gallery, note], api_name="add_inverted")
     if not unknown:

@@ -237,7 +237,7 @@ class Explorer:
             groups.append(tokens)
         return groups
 
-    def arithmetic(self, a_text, b_text, c_text, noise_seed, jitter, name_a=None, name_b=None, name_c=None, real_a="", real_b="", real_c=""):
+    def arithmetic(self, a_text, b_text, c_text, noise_seed, jitter, name_a=None, name_b=None, name_c=None, real_a=None, real_b=None, real_c=None):
         """A − B + C (Radford et al. Fig. 7) over seeds and inverted pictures (z tokens) ->
         (3x3 grid around Y, pixel-space baseline, notes with the verdict)."""
         bins = []
