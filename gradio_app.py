@@ -5,7 +5,7 @@
 A second front end over the same UI-free core as the Streamlit explorer (`app.py`). This file is the
 layout and the launch; the actions (core calls, validation, formatting) are `ui.gradio_explorer.Explorer`.
 Every action has an `api_name`, so `gradio_client` can drive the demo: /generate, /invert, /exemplars,
-/arithmetic, /walk, /feature_map.
+/arithmetic, /add_inverted, /fill_from_dataset (when the checkpoint names its dataset), /walk, /feature_map.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import gradio as gr
 from explorer.arithmetic import DEFAULT_JITTER
 from explorer.checkpoint import CheckpointError, load_checkpoint
 from explorer.latent import MAX_KEYPOINTS, MAX_SEED, WALK_MODES
+from explorer.real_exemplars import FILL_PER_BIN, MAX_FILL_PER_BIN, unknown_data_message
 from explorer.registry import CHECKPOINTS_ROOT, DEFAULT_CHECKPOINT, list_checkpoints
 from explorer.sliders import MAX_OFFSET
 from explorer.urlstate import MAX_JITTER
@@ -60,6 +61,38 @@ def slider_panel(ex: Explorer) -> list:
         with gr.Accordion(label, open=group[0].open):
             sliders += [gr.Slider(-MAX_OFFSET, MAX_OFFSET, value=0, step=0.05, label=s.label, info=s.info) for s in group]
     return sliders
+
+
+def real_exemplar_panel(ex: Explorer, target, names: tuple, seeds: tuple) -> tuple:
+    """The arithmetic's real exemplars: uploads inverted into the chosen group, or the groups filled from the dataset by
+    label; returns the three groups' z-token boxes (the /arithmetic parameters after the names)."""
+    unknown = unknown_data_message(ex.checkpoint)
+    with gr.Accordion("Real pictures as exemplars (inverted)", open=False):
+        gr.Markdown(
+            "Upload pictures: each is inverted (the Invert & edit tab's encoder and optimisation) and its z joins the group "
+            "chosen above, averaged like a seed's. Or fill the groups from the dataset by its own labels: a group named "
+            "after labels ('smiling woman': Smiling=1, Male=0) gets matching pictures and nothing else."
+        )
+        with gr.Row():
+            uploads = gr.File(file_count="multiple", file_types=["image"], label="Pictures to invert")
+            add = gr.Button("Invert & add to the chosen group")
+        if unknown:
+            gr.Markdown(unknown)
+        else:
+            with gr.Row():
+                k = gr.Slider(1, MAX_FILL_PER_BIN, value=FILL_PER_BIN, step=1, label="Pictures per group")
+                draw = gr.Number(value=0, label="Draw (which matching pictures)", step=1)
+                fill = gr.Button("Fill A, B, C from the dataset by label")
+        with gr.Row():
+            real = [gr.Textbox(value="", label=f"{g}: inverted pictures (z tokens)", max_lines=3) for g in "ABC"]
+        gallery = gr.Gallery(
+            label="Inverted pictures, as G(z)", columns=8, height="auto", allow_preview=False, format="png", elem_classes="pixelated",
+        )
+        note = gr.Markdown()
+    add.click(ex.add_inverted, [uploads, target, *real], [*real, gallery, note], api_name="add_inverted")
+    if not unknown:
+        fill.click(ex.fill_from_dataset, [k, draw, *names, *seeds, *real], [*seeds, *real, gallery, note], api_name="fill_from_dataset")
+    return tuple(real)
 
 
 def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
@@ -130,6 +163,7 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
                 group_a = gr.Textbox(label="A (+): seeds", placeholder="e.g. 3, 17, 42")
                 group_b = gr.Textbox(label="B (−): seeds")
                 group_c = gr.Textbox(label="C (+): seeds")
+            real_a, real_b, real_c = real_exemplar_panel(ex, target, (name_a, name_b, name_c), (group_a, group_b, group_c))
             with gr.Row():
                 noise_seed = gr.Number(value=0, label="Noise seed", step=1)
                 jitter = gr.Slider(0, MAX_JITTER, value=DEFAULT_JITTER, step=0.05, label="Neighbourhood noise ±")
@@ -141,7 +175,7 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
             show.click(ex.exemplars, [first, count], [gallery, shown_seeds], api_name="exemplars")
             gallery.select(ex.pick, [shown_seeds, target, group_a, group_b, group_c], [group_a, group_b, group_c], api_visibility="private")
             combine.click(
-                ex.arithmetic, [group_a, group_b, group_c, noise_seed, jitter, name_a, name_b, name_c],
+                ex.arithmetic, [group_a, group_b, group_c, noise_seed, jitter, name_a, name_b, name_c, real_a, real_b, real_c],
                 [grid_image, pixel_image, notes], api_name="arithmetic",
             )
 
@@ -171,6 +205,8 @@ def build_demo(checkpoint_path: str | os.PathLike) -> gr.Blocks:
                 color_by = gr.Dropdown(choices=ex.colorings(), value=REAL_VS_GENERATED, label="Colour by")
                 max_points = gr.Slider(100, MAX_FEATURE_POINTS, value=5000, step=100, label="Points")
                 plot_button = gr.Button("Show map", variant="primary")
+            if unknown_data_message(checkpoint):
+                gr.Markdown(unknown_data_message(checkpoint))
             plot = gr.Plot(label="Feature map")
             caption = gr.Markdown()
             plot_button.click(ex.feature_map_figure, [color_by, max_points], [plot, caption], api_name="feature_map")

@@ -2,6 +2,7 @@
 
     ?ckpt=synthetic-faces-64&seed=42&d=attr:Smiling:-2,sefa:0:1.5                  (Generate)
     ?ckpt=fashion-mnist-32&bins=sneaker:1:0,1,2;sandal:-1:3,4,5&jitter=0.25&noise=0    (Vector arithmetic)
+    ...&inv=TOKEN,TOKEN;;TOKEN              (its inverted real exemplars, per bin, as z tokens)
 
 `ckpt` names the checkpoint as the sidebar does (its name under the checkpoints folder, or a
 typed path inside it). `seed` names the latent (`z_from_seed`), `d` lists the non-zero direction
@@ -9,7 +10,9 @@ offsets as name:value in latent units, sorted by name so one state has one URL. 
 the *last* colon, so direction names keep their own colons ("sefa:0", see `explorer.directions`);
 any "," or "%" in a name is percent-encoded (`quote`) so it cannot break the list. `bins` lists
 the arithmetic's bins as name:weight:seeds, ";" between bins, with ":" ";" "," "%" in names
-percent-encoded; `jitter` and `noise` are the neighbourhood's noise scale and seed. Links are
+percent-encoded; `jitter` and `noise` are the neighbourhood's noise scale and seed; `inv` holds
+each bin's inverted real pictures as z tokens (`explorer.ztoken`, 271 characters each at z 100),
+";" between bins in the order of `bins`, "," between tokens. Links are
 typed, truncated and edited by people, so decoding never raises: anything unusable falls back to
 a default and yields a sentence for the UI to show.
 """
@@ -29,6 +32,8 @@ OFFSETS_PARAM = "d"
 BINS_PARAM = "bins"
 JITTER_PARAM = "jitter"
 NOISE_PARAM = "noise"
+INVERTED_PARAM = "inv"
+MAX_INVERTED_CHARS = 16384  # ~60 tokens at z 100; a longer URL risks a server's request-line limit
 MAX_JITTER = 2.0  # latent units; the neighbourhood noise of both UIs
 MAX_CHECKPOINT_CHARS = 512
 MAX_DIRECTIONS = 64
@@ -229,6 +234,43 @@ def decode_arithmetic(params: Mapping) -> tuple[list[Bin] | None, float, int, li
         errors += seed_errors
         bins.append((name, weight, list(dict.fromkeys(seeds))))
     return bins, jitter, noise, errors
+
+
+def encode_inverted(tokens_per_bin: list[list[str]]) -> tuple[dict[str, str], int]:
+    """({"inv": "T,T;;T"}, or {} when no bin holds one; how many tokens were left out to stay within MAX_INVERTED_CHARS).
+
+    Tokens are taken bin by bin, first ones first, while they fit.
+    """
+    used, left_out, kept = len(tokens_per_bin), 0, []
+    for tokens in tokens_per_bin:
+        fitting = []
+        for token in tokens:
+            if used + len(token) + 1 <= MAX_INVERTED_CHARS:
+                fitting.append(token)
+                used += len(token) + 1
+            else:
+                left_out += 1
+        kept.append(",".join(fitting))
+    return ({INVERTED_PARAM: ";".join(kept)} if any(kept) else {}), left_out
+
+
+def decode_inverted(params: Mapping, names: list[str], z_dim: int) -> tuple[list[list[str]], list[str]]:
+    """(tokens per bin, one list per name in `names`; errors); never raises. Unusable tokens are dropped, each with a sentence."""
+    from explorer.ztoken import parse_z_tokens
+
+    per_bin: list[list[str]] = [[] for _ in names]
+    raw = _last_value(params, INVERTED_PARAM)
+    if raw is None or not raw.strip(";, "):
+        return per_bin, []
+    if len(raw) > MAX_INVERTED_CHARS:
+        return per_bin, [f"the link's inverted pictures take {len(raw)} characters (at most {MAX_INVERTED_CHARS}); they were ignored"]
+    entries, errors = raw.split(";"), []
+    if len(entries) > len(names):
+        errors.append(f"the link has inverted pictures for {len(entries)} bins but {len(names)} bins; the rest were ignored")
+    for i, (name, entry) in enumerate(zip(names, entries)):
+        per_bin[i], problems = parse_z_tokens(entry, z_dim, f"bin {_show(name)}", MAX_BIN_SEEDS)
+        errors += problems
+    return per_bin, errors
 
 
 # ----------------------------------------------------------------------------------------------- inverted latents

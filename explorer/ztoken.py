@@ -53,3 +53,26 @@ def z_from_token(token: str, z_dim: int) -> np.ndarray:
     if not np.isfinite(z).all():
         raise ValueError("z token holds NaN or infinite values")
     return z
+
+
+def parse_z_tokens(text: str | None, z_dim: int, what: str, limit: int) -> tuple[list[str], list[str]]:
+    """Distinct valid tokens from a text box or a link, split on whitespace, "," or ";": (tokens, problems).
+
+    A token that does not decode is left out with a sentence naming `what` (e.g. "bin 'A'"); more than
+    `limit` distinct tokens keep the first `limit`, with a sentence.
+    """
+    tokens, problems = [], []
+    for raw in re.split(r"[\s,;]+", (text or "").strip()):
+        if not raw or raw in tokens:
+            continue
+        try:
+            z_from_token(raw, z_dim)
+        except ValueError as exc:
+            shown = raw if len(raw) <= 24 else raw[:24] + "..."
+            problems.append(f"{what}: {shown!r} cannot be used: {exc}")
+            continue
+        tokens.append(raw)
+    if len(tokens) > limit:
+        problems.append(f"{what} lists {len(tokens)} inverted pictures; only the first {limit} were used")
+        tokens = tokens[:limit]
+    return tokens, problems

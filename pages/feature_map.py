@@ -11,6 +11,7 @@ import streamlit as st
 
 from explorer import analysis
 from explorer.featuremap import discriminator_accuracy, map_dataset, nearest_real, point_images, real_images
+from explorer.real_exemplars import unknown_data_message
 from ui import cache
 from ui.figures import REAL_VS_GENERATED, feature_map_figure, map_colourings, map_layouts
 from ui.hover import await_thumbnails, hover_thumbnails, plot_hover
@@ -32,6 +33,9 @@ st.caption(
 if checkpoint.discriminator is None:
     st.info("This checkpoint has no discriminator, so there are no features to map.")
     st.stop()
+unknown = unknown_data_message(checkpoint)  # an imported checkpoint: no real points, said before anything is built
+if unknown:
+    st.info(unknown)
 
 maps = cache.feature_map_files(key)
 if not maps:
@@ -44,7 +48,7 @@ if not maps:
 
         def build(progress):
             try:
-                dataset = cache.real_dataset(key, N_POINTS)
+                dataset = None if unknown else cache.real_dataset(key, N_POINTS)
             except ValueError as exc:
                 st.warning(f"Without real images ({exc}): the map shows generated images only.")
                 dataset = None

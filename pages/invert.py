@@ -21,7 +21,7 @@ from ui import cache
 from ui import invert as inv
 from ui.sidebar import page_setup
 from ui.state import checkpoint_changed, is_new_page, kept, kept_keys, kept_value, set_kept, set_link
-from ui.widgets import run_with_progress, show_image
+from ui.widgets import show_image
 
 OFF = "inv_off::"  # slider keys: OFF + direction name
 
@@ -49,15 +49,7 @@ if is_new_page() and Z_PARAM in params:  # a shared link: its latent and offsets
         for name, value in link_offsets.items():
             set_kept(OFF + name, float(value))
 
-encoder = inv.encoder(key)
-if encoder is None:
-    st.info(
-        "This checkpoint has no inversion encoder yet. Training one on the generator's own samples takes minutes on a "
-        "CPU (`python -m explorer.precompute` does it ahead of time); it is then cached beside the checkpoint."
-    )
-    if st.button("Train the encoder now"):
-        run_with_progress("Training the inversion encoder…", lambda progress: inv.train_encoder(key, progress))
-        st.rerun()
+encoder = inv.encoder_or_offer(key, "invert")
 
 source = st.radio("Picture", ["Upload", "From the dataset"], horizontal=True, **kept("inv_source", "Upload"))
 done = None

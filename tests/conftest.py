@@ -113,6 +113,18 @@ def tiny_checkpoints(tmp_path_factory) -> TinyCheckpoints:
             os.environ[name] = value
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets on one torch thread: a second one only adds sync cost (up to 30x the wall time of an inversion on a
+    busy 2-core box). For modules that invert or train tiny nets: `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny(tiny_checkpoints):
     """The tiny checkpoints folder under its short name in the app tests."""

@@ -1,7 +1,7 @@
 """The Streamlit explorer in a real browser: `streamlit run app.py` driven by Playwright with Debian's chromium.
 
 Covers what AppTest cannot: the drag-and-drop board's JavaScript (HTML5 and pointer-event drags), slider
-keyboard input, plotly clicks and hover previews, and real file downloads. Screenshots of every page go
+keyboard input, plotly clicks and hover previews, a real file upload (Invert & edit), and real file downloads. Screenshots of every page go
 to tests/output/screenshots/. Skipped only where chromium is missing and CI is not set; in CI a missing
 chromium is a failure. Never runs `playwright install`: pip's playwright drives the system chromium.
 """
@@ -13,8 +13,14 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
+import io
+from urllib.parse import parse_qs, urljoin, urlparse
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support.checkpoints import spread_checkpoint, tiny_encoder
 from tests.support.local_server import free_port, launch_chromium, start_streamlit, wait_for_streamlit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,8 +45,8 @@ def server(tiny_checkpoints, tmp_path_factory):
     _chromium()  # no browser, no point starting a server
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with open(log, "wb") as out:
-        process = start_streamlit(port, env=tiny_checkpoints.env, stdout=out)
+    with open(log, "wb") as out:  # one torch thread: the tiny nets only lose time to a second one on a busy box
+        process = start_streamlit(port, env={**tiny_checkpoints.env, "OMP_NUM_THREADS": "1"}, stdout=out)
     try:
         base = wait_for_streamlit(port, process, log=log)
         yield base
@@ -218,3 +224,66 @@ def test_model_page_shows_curves_and_architecture(page, server):
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.get_by_text("Generator ·").first.is_visible()
     screenshot(page, "model")
+
+
+@pytest.fixture
+def spread_with_encoder(tiny_checkpoints):
+    """A checkpoint whose pictures show an edit (`spread_checkpoint`), in the server's folder for this test only, with a
+    quick encoder cached where the server looks it up."""
+    run = spread_checkpoint(tiny_checkpoints.root / "tiny-spread")
+    try:
+        with tiny_encoder(run) as found:
+            yield found
+    finally:
+        shutil.rmtree(run)
+
+
+def shown_pixels(page, caption: str) -> np.ndarray:
+    """The pixels of the st.image with this caption, as the server sends them (Streamlit encodes them as JPEG)."""
+    response = page.request.get(urljoin(page.url, image_src(page, caption)))
+    assert response.ok
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert("RGB"), dtype=np.int16)
+
+
+def test_an_uploaded_picture_is_inverted_edited_and_downloaded(page, server, spread_with_encoder, tmp_path):
+    import torch
+
+    from explorer.analysis import available_directions
+    from explorer.generate import generate
+    from explorer.images import to_uint8
+    from explorer.latent import apply_offsets
+    from explorer.urlstate import decode_latent_state
+
+    checkpoint, _ = spread_with_encoder
+    picture = tmp_path / "me.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(picture)
+    open_page(page, server, "invert?ckpt=tiny-spread", "Invert & edit")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(picture))
+    page.locator('[data-testid="stImage"]').filter(has_text="Reconstruction G(z)").first.wait_for()
+    page.wait_for_function("() => location.search.includes('z=')")
+    wait_idle(page)
+    before = shown_pixels(page, "G(z + offsets)")
+    thumb = page.locator('[data-testid="stSlider"]').first.get_by_role("slider")
+    thumb.focus()
+    for _ in range(20):  # +2.0 along the first direction slider, in steps of 0.1
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('d')?.endsWith(':2')")
+    wait_idle(page)
+    after = shown_pixels(page, "G(z + offsets)")
+    assert np.abs(after - before).mean() > 2  # the edit changed the picture (JPEG noise is well under that)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the edit (PNG)").click()
+    data = Path(download.value.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and download.value.suggested_filename == "edit.png"
+    edit = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+    size = checkpoint.config.image_size
+    assert edit.shape == (size, size, 3)
+    # the download is G(z + offsets) for the latent and offsets in the link (z there is float16: a level or two apart)
+    params = {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
+    directions, _, _ = available_directions(checkpoint)
+    z, offsets, errors = decode_latent_state(params, checkpoint.config.z_dim, known_directions=set(directions))
+    assert errors == [] and list(offsets.values()) == [2.0]
+    edited = apply_offsets(torch.from_numpy(z), offsets, {n: d.vector for n, d in directions.items()})
+    expected = to_uint8(generate(checkpoint.generator, edited[None]))[0].astype(np.int16)
+    assert np.abs(edit - expected).max() <= 2 and np.abs(edit - expected).mean() < 0.5
+    screenshot(page, "invert")

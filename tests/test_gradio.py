@@ -169,6 +169,25 @@ def test_exemplars_and_arithmetic(served):
     assert notes.count("⚠") == 3 and "unstable" in notes
 
 
+def test_arithmetic_takes_inverted_pictures_as_z_tokens(served):
+    """/arithmetic's parameters after the names: each group's inverted pictures (z tokens, as /add_inverted returns them)."""
+    import torch
+
+    from explorer.ztoken import z_to_token
+
+    demo, _, client = served
+    z = torch.randn(2, demo.explorer.z_dim, generator=torch.Generator().manual_seed(9)).numpy()
+    tokens = ", ".join(z_to_token(v) for v in z)
+    seeds_only = Path(client.predict("0, 1, 2", "3", "6,7,8", 0, 0.25, api_name="/arithmetic")[0]).read_bytes()
+    grid_png, _, notes = client.predict("0, 1, 2", "3", "6,7,8", 0, 0.25, None, None, None, "", tokens, "", api_name="/arithmetic")
+    assert Path(grid_png).read_bytes() != seeds_only and "⚠" not in notes  # B: one seed and two pictures, averaged
+    _, _, notes = client.predict("0, 1, 2", "", "6,7,8", 0, 0.25, None, None, None, "", tokens, "", api_name="/arithmetic")
+    assert "has 2 images" in notes  # a group of inverted pictures alone
+    with pytest.raises(Exception, match="B's inverted pictures: 'xyz' cannot be used"):
+        client.predict("1", "2", "3", 0, 0.25, None, None, None, "", "xyz", "", api_name="/arithmetic")
+    assert {"/add_inverted", "/fill_from_dataset"} <= {f"/{fn.api_name}" for fn in demo.fns.values()}
+
+
 def test_gallery_click_adds_seed_to_the_chosen_group():
     def click(index):
         return gr.SelectData(None, {"index": index, "value": None, "selected": True})

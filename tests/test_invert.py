@@ -56,13 +56,7 @@ def tiny_models(seed: int = 0, channels: int = 3) -> tuple[Generator, Discrimina
     return G.eval(), D.eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These nets are tiny: a second thread only adds sync cost (4x the wall time on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # these nets are tiny: see conftest
 
 
 @pytest.fixture(scope="module")

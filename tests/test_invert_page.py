@@ -13,26 +13,20 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer.analysis import analysis_cache_path
-from explorer.checkpoint import load_checkpoint
-from explorer.encoder import EncoderTraining, _encoder_entry, save_encoder, train_encoder
 from explorer.invert import invert_picture
 from explorer.urlstate import decode_latent_state
 from tests.support.apptest import APP, TIMEOUT, image_urls, link
+from tests.support.checkpoints import tiny_encoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny nets: see conftest
 
 PAGE = "pages/invert.py"
 
 
 @pytest.fixture(scope="module")
 def tiny_with_encoder(tiny_checkpoints):
-    checkpoint = load_checkpoint(tiny_checkpoints.tiny)
-    encoder, stats = train_encoder(checkpoint.generator, EncoderTraining(pairs=256, epochs=1), progress_bar=False)
-    filename, key = _encoder_entry(checkpoint, EncoderTraining())  # found as the default encoder
-    path = analysis_cache_path(checkpoint, filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_encoder(path, encoder, {"cache_key": key, "training": {}, "quality": stats})
-    yield checkpoint, encoder
-    path.unlink()
+    with tiny_encoder(tiny_checkpoints.tiny) as found:
+        yield found
 
 
 def page(**params) -> AppTest:

@@ -24,6 +24,7 @@ from explorer.generate import generate, realism
 from explorer.images import enlarge, png_bytes, to_uint8
 from explorer.latent import z_from_seeds
 from explorer.selection import ModelKey
+from explorer.ztoken import z_from_token
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
@@ -148,15 +149,17 @@ def probe_predictions(key: ModelKey, seeds: tuple[int, ...]) -> tuple[list[str],
     return found.names, found.predict_proba(discriminator_features(checkpoint.discriminator, images))
 
 
-def _bins(bins: tuple) -> list[ConceptBin]:
-    return [ConceptBin(name, list(seeds), weight) for name, seeds, weight in bins]
+def _bins(key: ModelKey, bins: tuple) -> list[ConceptBin]:
+    z_dim = model(key).config.z_dim
+    return [ConceptBin(name, list(seeds), weight, latents=[z_from_token(t, z_dim) for t in tokens]) for name, seeds, weight, tokens in bins]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def arithmetic_result(key: ModelKey, bins: tuple, noise_seed: int, jitter: float) -> ArithmeticResult:
-    """`explorer.arithmetic.arithmetic` for bins ((name, seeds, weight), ...). ValueError for unusable bins."""
+    """`explorer.arithmetic.arithmetic` for bins ((name, seeds, weight, inverted pictures' z tokens), ...).
+    ValueError for unusable bins."""
     checkpoint = model(key)
-    return arithmetic(checkpoint.generator, _bins(bins), checkpoint.config.z_dim, seed=noise_seed, jitter=jitter)
+    return arithmetic(checkpoint.generator, _bins(key, bins), checkpoint.config.z_dim, seed=noise_seed, jitter=jitter)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -172,4 +175,4 @@ def arithmetic_checks(key: ModelKey, bins: tuple, noise_seed: int, jitter: float
     """
     result = arithmetic_result(key, bins, noise_seed, jitter)
     probe = cached_probe(key) if judged else None
-    return check_arithmetic(model(key).discriminator, _bins(bins), result, consistency_baseline(key), probe)
+    return check_arithmetic(model(key).discriminator, _bins(key, bins), result, consistency_baseline(key), probe)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import torch
 
 from explorer import analysis
@@ -38,10 +39,14 @@ from explorer.generate import MAX_GRID, generate, realism, seed_grid
 from explorer.images import grid, to_uint8
 from explorer.invert import InversionSettings, invert_picture
 from explorer.latent import WALK_MODES, apply_offsets, keypoint_seeds, latent_norm_stats, parse_seed, parse_seed_list, walk, z_from_seed, z_from_seeds
+from explorer.real_exemplars import (
+    DATASET_POOL, MAX_FILL_PER_BIN, InvertedExemplar, fill_bins_from_dataset, join_exemplars, unknown_data_message,
+)
 from explorer.sliders import MAX_OFFSET, direction_label, slider_groups
 from explorer.urlstate import MAX_JITTER
 from explorer.validation import number_in, whole_in
 from explorer.video import MAX_GIF_FPS, frames_to_gif, frames_to_mp4
+from explorer.ztoken import parse_z_tokens, z_from_token
 from ui.figures import REAL_VS_GENERATED, colourings, feature_map_caption, feature_map_figure, map_colourings, subsample
 
 # Public demo: every request's cost is bounded, so one visitor cannot stall the queue for the rest.
@@ -52,6 +57,7 @@ MAX_WALK_FRAMES = 240  # total frames per walk; the GIF encoder is the slow part
 GIF_SIDE = 128  # GIF frames are enlarged only to this side (MP4 gets the core's default 256): GIF is ~10x costlier
 MAX_FEATURE_POINTS = 20000  # plotly in the browser stays responsive up to about this many markers
 SCRATCH_MAX_AGE_S = 600  # walk files are copied into gradio's cache on return; our copies can go soon after
+GROUPS = ("A", "B", "C")  # the arithmetic's groups: A − B + C
 NO_FEATURE_MAP = (
     "No feature map has been computed for this checkpoint yet. It embeds thousands of samples with UMAP "
     "(minutes on a CPU), so the demo only shows a cached one: build it once offline "
@@ -178,14 +184,22 @@ class Explorer:
         (the picture as the model sees it, its reconstruction G(z), the edit G(z + offsets), info markdown with z's token)."""
         if not picture:
             raise fail("upload a picture first")
-        found = cached_encoder(self.checkpoint)
-        if found is None:
-            raise fail("this checkpoint has no inversion encoder yet: run `python -m explorer.precompute CHECKPOINT` once (minutes)")
-        done = checked(invert_picture, self.checkpoint, str(picture), Path(str(picture)).name, InversionSettings(), found[0])
+        done = self._inverted(picture)
         edit = to_uint8(generate(self.G, self._edited(torch.from_numpy(done.z), values, "picture")[None]))[0]
         info = (f"pixel RMS {done.pixel_rms:.3f} (the encoder's guess {done.start_pixel_rms:.3f}) · {done.seconds:.1f} s · "
                 f"z as a token: `{done.token}`")
         return done.picture, done.reconstruction, edit, info
+
+    def _encoder(self):
+        """The checkpoint's cached inversion encoder; a gr.Error without one (training it takes minutes: not in a request)."""
+        found = cached_encoder(self.checkpoint)
+        if found is None:
+            raise fail("this checkpoint has no inversion encoder yet: run `python -m explorer.precompute CHECKPOINT` once (minutes)")
+        return found[0]
+
+    def _inverted(self, picture):
+        """`invert_picture` of an upload (a file path) with the cached encoder; a gr.Error for what cannot be inverted."""
+        return checked(invert_picture, self.checkpoint, str(picture), Path(str(picture)).name, InversionSettings(), self._encoder())
 
     # -- Vector arithmetic
     def exemplars(self, first_seed, count):
@@ -210,16 +224,30 @@ class Explorer:
             groups[target] = ", ".join([*present, seed])
         return groups["A"], groups["B"], groups["C"]
 
-    def arithmetic(self, a_text, b_text, c_text, noise_seed, jitter, name_a=None, name_b=None, name_c=None):
-        """A − B + C (Radford et al. Fig. 7) -> (3x3 grid around Y, pixel-space baseline, notes with the verdict)."""
-        names = [str(n).strip() if n else default for n, default in zip((name_a, name_b, name_c), self.bin_names)]
+    def _names(self, *names) -> list[str]:
+        return [str(n).strip() if n else default for n, default in zip(names, self.bin_names)]
+
+    def _tokens(self, *texts) -> list[list[str]]:
+        """The groups' inverted pictures (z tokens, `explorer.ztoken`) from their text boxes; a gr.Error for a bad one."""
+        groups = []
+        for group, text in zip(GROUPS, texts):
+            tokens, problems = parse_z_tokens(text, self.z_dim, f"{group}'s inverted pictures", MAX_BIN_SEEDS)
+            if problems:
+                raise fail(problems[0])
+            groups.append(tokens)
+        return groups
+
+    def arithmetic(self, a_text, b_text, c_text, noise_seed, jitter, name_a=None, name_b=None, name_c=None, real_a=None, real_b=None, real_c=None):
+        """A − B + C (Radford et al. Fig. 7) over seeds and inverted pictures (z tokens) ->
+        (3x3 grid around Y, pixel-space baseline, notes with the verdict)."""
         bins = []
-        for name, text, weight in zip(names, (a_text, b_text, c_text), (1.0, -1.0, 1.0)):
+        real = self._tokens(real_a, real_b, real_c)
+        for name, text, weight, tokens in zip(self._names(name_a, name_b, name_c), (a_text, b_text, c_text), (1.0, -1.0, 1.0), real):
             seeds, problems = parse_seed_list(text, f"bin '{name}'", MAX_BIN_SEEDS)
             if problems:
                 raise fail(problems[0])
-            bins.append(ConceptBin(name, seeds, weight))
-        empty = empty_bins_message([b.name for b in bins if not b.seeds])
+            bins.append(ConceptBin(name, seeds, weight, latents=[z_from_token(t, self.z_dim) for t in tokens]))
+        empty = empty_bins_message([b.name for b in bins if not b.seeds and not b.latents])
         if empty:
             raise fail(empty)
         noise_seed = checked(parse_seed, noise_seed, "noise seed")
@@ -235,6 +263,55 @@ class Explorer:
                          + ", ".join(f"{b.name} {c:.2f}" for b, c in zip(bins, checks.consistency)))
         notes += [f"⚠ {w}" for w in result.warnings]
         return grid(result.grid_images, nrow=3), to_uint8(result.pixel_result), "\n\n".join(notes)
+
+    def inverted_gallery(self, groups: list[list[str]]) -> list[tuple]:
+        """Every group's inverted pictures as their reconstructions G(z), captioned "A · inverted" etc."""
+        tokens = [(g, t) for g, group in zip(GROUPS, groups) for t in group]
+        if not tokens:
+            return []
+        images = to_uint8(generate(self.G, torch.from_numpy(np.stack([z_from_token(t, self.z_dim) for _, t in tokens]))))
+        return [(image, f"{g} · inverted") for image, (g, _) in zip(images, tokens)]
+
+    def add_inverted(self, pictures, target, real_a, real_b, real_c):
+        """Uploaded pictures (file paths), inverted and added to group `target` ->
+        (A, B, C inverted pictures as z-token texts, gallery of them all, note)."""
+        if not pictures:
+            raise fail("upload one or more pictures first")
+        if target not in GROUPS:
+            raise fail(f"the group must be one of {', '.join(GROUPS)}, got {target!r}")
+        groups, i = self._tokens(real_a, real_b, real_c), GROUPS.index(target)
+        new = [InvertedExemplar(self._inverted(p).token, Path(str(p)).name) for p in (pictures if isinstance(pictures, list) else [pictures])]
+        joined, notes = join_exemplars([InvertedExemplar(t, "") for t in groups[i]], new, 0)
+        added, groups[i] = len(joined) - len(groups[i]), [e.token for e in joined]
+        note = " ".join([f"Added {added} inverted picture(s) to {target}."] + [n[:1].upper() + n[1:] + "." for n in notes])
+        return (*(", ".join(g) for g in groups), self.inverted_gallery(groups), note)
+
+    @functools.cached_property
+    def _dataset(self):
+        """The training pictures fills pick from (DatasetError, a ValueError, where unreadable: not cached, tried again)."""
+        return analysis.load_real_dataset(self.checkpoint, DATASET_POOL)
+
+    def fill_from_dataset(self, k, draw, name_a, name_b, name_c, a_text, b_text, c_text, real_a, real_b, real_c):
+        """Groups whose names name the dataset's own labels get k of its matching pictures, inverted, and nothing else ->
+        (A, B, C seeds, A, B, C z tokens, gallery of the inverted pictures, note). Other groups stay as they were."""
+        unknown = unknown_data_message(self.checkpoint)
+        if unknown:
+            raise fail(unknown)
+        k = checked(whole_in, k, "pictures per group", 1, MAX_FILL_PER_BIN)
+        draw = checked(parse_seed, draw, "draw")
+        seeds, groups = [a_text or "", b_text or "", c_text or ""], self._tokens(real_a, real_b, real_c)
+        try:
+            dataset = self._dataset
+        except ValueError as exc:
+            raise fail(f"the training pictures cannot be read here: {exc}") from None
+        specs = list(zip(self._names(name_a, name_b, name_c), (1.0, -1.0, 1.0)))
+        fill = checked(fill_bins_from_dataset, self.checkpoint, dataset, specs, k, draw, InversionSettings(), self._encoder())
+        for i, exemplars in enumerate(fill.exemplars):
+            if exemplars is not None:
+                seeds[i], groups[i] = "", [e.token for e in exemplars]
+        note = ("Filled with inverted dataset pictures: " + "; ".join(fill.filled) + "." if fill.filled else "") + "".join(
+            f" {p[:1].upper() + p[1:]}." for p in fill.problems)
+        return (*seeds, *(", ".join(g) for g in groups), self.inverted_gallery(groups), note.strip())
 
     @functools.cached_property
     def baseline(self) -> float:

@@ -12,10 +12,12 @@ import streamlit as st
 
 from explorer.encoder import Encoder, cached_encoder, load_or_train_encoder
 from explorer.invert import InvertedPicture, invert_picture
+from explorer.real_exemplars import DATASET_POOL
 from explorer.selection import ModelKey
 from ui import cache
+from ui.widgets import run_with_progress
 
-DATASET_IMAGES = 5000  # dataset pictures offered by index or label
+DATASET_IMAGES = DATASET_POOL  # dataset pictures offered by index or label
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -37,6 +39,20 @@ def encoder(key: ModelKey) -> Encoder | None:
 def train_encoder(key: ModelKey, progress: Callable[[float, str], None]) -> None:
     """Train the encoder in this request and cache it beside the checkpoint (the next run finds it)."""
     load_or_train_encoder(cache.model(key), progress=progress, progress_bar=False)
+
+
+def encoder_or_offer(key: ModelKey, where: str) -> Encoder | None:
+    """The cached encoder; without one, say why inversion waits and offer to train it here (then rerun the app)."""
+    found = encoder(key)
+    if found is None:
+        st.info(
+            "This checkpoint has no inversion encoder yet. Training one on the generator's own samples takes minutes on a "
+            "CPU (`python -m explorer.precompute` does it ahead of time); it is then cached beside the checkpoint."
+        )
+        if st.button("Train the encoder now", key=f"train_encoder_{where}"):
+            run_with_progress("Training the inversion encoder…", lambda progress: train_encoder(key, progress))
+            st.rerun(scope="app")
+    return found
 
 
 @st.cache_data(max_entries=16, show_spinner="Inverting the picture…")
