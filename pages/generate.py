@@ -109,28 +109,29 @@ def editor() -> None:
 
     z = z_from_seed(seed, z_dim)
     z_edit = apply_offsets(z, offsets, {n: d.vector for n, d in directions.items()})
-    latents = np.stack([z.numpy(), z_edit.numpy()])
-    pair = cache.images_for_latents(key, latents)
-    scores = cache.realism_for_latents(key, latents)
+    # One call per latent: the unedited one is a cache hit on every slider move.
+    (before,), before_score = cache.images_and_realism(key, z.numpy()[None])
+    (after,), after_score = cache.images_and_realism(key, z_edit.numpy()[None])
     shell = latent_norm_stats(z_dim)
     norm = float(z_edit.norm())
     with right:
         a, b = st.columns(2)
         with a:
-            show_image(pair[0], f"G(z), seed {seed}", side=192)
+            show_image(before, f"G(z), seed {seed}", side=192)
         with b:
-            show_image(pair[1], "G(z + offsets)", side=192)
+            show_image(after, "G(z + offsets)", side=192)
         m1, m2 = st.columns(2)
         m1.metric(
             "‖z + offsets‖", f"{norm:.2f}", f"{(norm - shell.mean) / shell.std:+.1f} σ from the shell", delta_color="off",
             help=f"Latents from the prior N(0, I) lie on a thin shell: ‖z‖ = {shell.mean:.2f} ± {shell.std:.2f}. "
             "Far off it, the generator sees inputs it was never trained on.",
         )
-        if scores is None:
+        if after_score is None:
             m2.metric("Realism D(G(z))", "n/a", help="This checkpoint has no discriminator.")
         else:
+            score, delta = float(after_score[0]), float(after_score[0] - before_score[0])
             m2.metric(
-                "Realism D(G(z))", f"{scores[1]:.2f}", f"{round(scores[1] - scores[0], 2) + 0.0:+.2f} vs unedited",  # + 0.0: no "-0.00"
+                "Realism D(G(z))", f"{score:.2f}", f"{round(delta, 2) + 0.0:+.2f} vs unedited",  # + 0.0: no "-0.00"
                 help="The discriminator's probability that the image is real. D is no calibrated judge: "
                 "use it to compare images of this checkpoint, not as an absolute quality score.",
             )
