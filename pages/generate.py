@@ -2,7 +2,9 @@
 
 The edited latent is z(seed) + sum of offset * unit direction. Its state (checkpoint, seed and the
 non-zero offsets) lives in the URL (`explorer.urlstate`), so a link reproduces exactly what is on
-screen. The editor is a fragment: moving a slider reruns only the editor, not the grid above it.
+screen. The editor is a fragment (seed, buttons, which sliders), and inside it the sliders with the
+edited image are another: moving a slider reruns only that inner part, not the grid or the pickers
+(whose ~60 options would be re-sent and re-rendered on every move).
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def randomize() -> None:
 
 @st.fragment
 def editor() -> None:
-    """Seed, sliders, the edited pair, its realism and its link: reruns alone when one of its widgets moves."""
+    """Seed, buttons and the choice of sliders: reruns alone (with the sliders below) when one of them changes."""
     left, right = st.columns([3, 2])
     with left:
         seed = int(st.number_input("Seed", 0, MAX_SEED, step=1, **kept("gen_seed", 0)))
@@ -100,8 +102,18 @@ def editor() -> None:
             "percentage is the eigenvalue or variance share, or the probe's held-out accuracy.",
         )
         dims = st.multiselect("Raw z coordinates", list(range(z_dim)), format_func=lambda i: f"z[{i}]", **kept("gen_dims", [0, 1]))
+    edited_pair(left, right, seed, list(chosen) + [f"z:{i}" for i in dims])
+
+
+@st.fragment
+def edited_pair(left, right, seed: int, names: list[str]) -> None:
+    """The sliders, the edited pair, its realism and its link, drawn into the editor's columns: reruns alone when a slider moves.
+
+    A slider move keeps the arguments of the editor's last run: the seed and the slider names only change there.
+    """
+    with left:
         offsets: dict[str, float] = {}
-        for name in list(chosen) + [f"z:{i}" for i in dims]:
+        for name in names:
             offsets[name] = st.slider(
                 direction_label(name, directions), -MAX_OFFSET, MAX_OFFSET, step=0.1, **kept(OFF + name, 0.0),
                 help=directions[name].description if name in directions else "adds this much to one coordinate of z",
