@@ -36,7 +36,8 @@ def load_model(path: str, meta_sha: str) -> Checkpoint:
     long-lived objects to walk: 100-150 ms per slider move on this project's 2-core host, more than
     all the rendering work (BENCHMARKS.md, explorer latency). Frozen objects are skipped by the
     cyclic collector; what dies later is still freed by reference counting, and everything created
-    after this point is collected as before.
+    after this point is collected as before. The cost: cycles among objects alive at the freeze
+    (the first session's own, say) are never reclaimed, once per process.
     """
     checkpoint = load_checkpoint(path)
     if not gc.get_freeze_count():  # once per process: the bulk is the imports, not the checkpoint
