@@ -6,7 +6,9 @@
 * in a real browser (`streamlit run app.py` + Debian's chromium, as a user sees it):
   - slider move -> new image: a direction slider on the Generate page is moved by one key press
     (ArrowRight, 0.1 latent units, a new value each time); timed in the page from the keydown to the
-    moment the edited image's src changes (a MutationObserver), then the app is left to go idle;
+    moment the edited image's src changes (a MutationObserver; issue 13's row), and to that image's
+    load event (fetched from the server and decoded: shown on the next frame), then the app is left
+    to go idle;
   - arithmetic board drop -> new result: a palette sample is dragged with the mouse into a bin of
     a board that already holds a result (opened from a link); timed from the drop event to the moment
     the 3x3 grid's src changes (the thumbs are draggable, so Chromium turns the mouse drag into an
@@ -174,17 +176,22 @@ def cold_start(checkpoint_path: Path) -> dict:
 
 
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && !document.querySelector('[data-testid=\"stSkeleton\"]')"
-# Installed in the page: on each trigger event (keydown or pointerup, capture phase) remember the time and the
-# watched image's src; a MutationObserver notes when that src changes (Streamlit swaps the <img> or its src).
+# Installed in the page: on each trigger event (keydown or drop, capture phase) remember the time and the
+# watched image's src; a MutationObserver notes when that src changes (Streamlit swaps the <img> or its src),
+# and then when that <img> has loaded (fetched and decoded: what the user sees on the next frame).
 WATCH_JS = """
 ([event, caption]) => {
   const find = () => [...document.querySelectorAll('[data-testid="stImage"]')].find(e => e.innerText.includes(caption));
-  const src = () => { const el = find(); const img = el && el.querySelector('img'); return img ? img.src : null; };
-  window.__latency = { t0: null, old: null, ms: null };
-  document.addEventListener(event, () => { window.__latency = { t0: performance.now(), old: src(), ms: null }; }, true);
+  const img = () => { const el = find(); return el && el.querySelector('img'); };
+  const fresh = () => ({ t0: performance.now(), old: (img() || {}).src || null, ms: null, loaded_ms: null });
+  window.__latency = { t0: null, old: null, ms: null, loaded_ms: null };
+  document.addEventListener(event, () => { window.__latency = fresh(); }, true);
   const check = () => {
-    const s = window.__latency;
-    if (s.t0 !== null && s.ms === null) { const now = src(); if (now && now !== s.old) s.ms = performance.now() - s.t0; }
+    const s = window.__latency, el = img();
+    if (s.t0 === null || s.ms !== null || !el || !el.src || el.src === s.old) return;
+    s.ms = performance.now() - s.t0;
+    const loaded = () => { if (s.loaded_ms === null) s.loaded_ms = performance.now() - s.t0; };
+    if (el.complete && el.naturalWidth) loaded(); else el.addEventListener('load', loaded, { once: true });
   };
   new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['src'] });
 }
@@ -196,9 +203,13 @@ def _wait_idle(page) -> None:
     page.wait_for_function(IDLE, timeout=120_000)
 
 
-def _measured(page) -> float:
-    page.wait_for_function("() => window.__latency.ms !== null", timeout=60_000)
-    return page.evaluate("() => window.__latency.ms") / 1000
+def _measured(page, loaded: list | None = None) -> float:
+    """Seconds from the trigger to the new src; the time to the new image's load event is appended to `loaded`."""
+    page.wait_for_function("() => window.__latency.loaded_ms !== null", timeout=60_000)
+    times = page.evaluate("() => window.__latency")
+    if loaded is not None:
+        loaded.append(times["loaded_ms"] / 1000)
+    return times["ms"] / 1000
 
 
 def _board_drops(page, thumbs, bins, repeats: int, drops: list) -> None:
@@ -235,13 +246,16 @@ def browser_actions(checkpoint_path: Path, repeats: int, server_threads: int | N
             _wait_idle(page)
             page.evaluate(WATCH_JS, ["keydown", "G(z + offsets)"])
             thumb = page.locator('[data-testid="stSlider"]').filter(has_text="sefa:0").get_by_role("slider")
-            slider = []
+            slider, slider_loaded = [], []
             for _ in range(repeats + 1):  # the first move warms the caches of this session
                 thumb.focus()
                 page.keyboard.press("ArrowRight")
-                slider.append(_measured(page))
+                slider.append(_measured(page, slider_loaded))
                 _wait_idle(page)
-            result = {"browser_slider_move_to_new_image": percentiles(slider[1:])}
+            result = {
+                "browser_slider_move_to_new_image": percentiles(slider[1:]),
+                "browser_slider_move_to_image_loaded": percentiles(slider_loaded[1:]),
+            }
             print("browser slider", result, flush=True)  # kept even if the board part below fails
 
             link = "bins=smiling%20woman:1:0;neutral%20woman:-1:1;neutral%20man:1:2"

@@ -2,7 +2,9 @@
 
 The edited latent is z(seed) + sum of offset * unit direction. Its state (checkpoint, seed and the
 non-zero offsets) lives in the URL (`explorer.urlstate`), so a link reproduces exactly what is on
-screen. The editor is a fragment: moving a slider reruns only the editor, not the grid above it.
+screen. The editor is a fragment (seed, buttons, which sliders), and inside it the sliders with the
+edited image are another: moving a slider reruns only that inner part, not the grid or the pickers
+(whose ~60 options would be re-sent and re-rendered on every move).
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def randomize() -> None:
 
 @st.fragment
 def editor() -> None:
-    """Seed, sliders, the edited pair, its realism and its link: reruns alone when one of its widgets moves."""
+    """Seed, buttons and the choice of sliders: reruns alone (with the sliders below) when one of them changes."""
     left, right = st.columns([3, 2])
     with left:
         seed = int(st.number_input("Seed", 0, MAX_SEED, step=1, **kept("gen_seed", 0)))
@@ -100,8 +102,18 @@ def editor() -> None:
             "percentage is the eigenvalue or variance share, or the probe's held-out accuracy.",
         )
         dims = st.multiselect("Raw z coordinates", list(range(z_dim)), format_func=lambda i: f"z[{i}]", **kept("gen_dims", [0, 1]))
+    edited_pair(left, right, seed, list(chosen) + [f"z:{i}" for i in dims])
+
+
+@st.fragment
+def edited_pair(left, right, seed: int, names: list[str]) -> None:
+    """The sliders, the edited pair, its realism and its link, drawn into the editor's columns: reruns alone when a slider moves.
+
+    A slider move keeps the arguments of the editor's last run: the seed and the slider names only change there.
+    """
+    with left:
         offsets: dict[str, float] = {}
-        for name in list(chosen) + [f"z:{i}" for i in dims]:
+        for name in names:
             offsets[name] = st.slider(
                 direction_label(name, directions), -MAX_OFFSET, MAX_OFFSET, step=0.1, **kept(OFF + name, 0.0),
                 help=directions[name].description if name in directions else "adds this much to one coordinate of z",
@@ -109,28 +121,29 @@ def editor() -> None:
 
     z = z_from_seed(seed, z_dim)
     z_edit = apply_offsets(z, offsets, {n: d.vector for n, d in directions.items()})
-    latents = np.stack([z.numpy(), z_edit.numpy()])
-    pair = cache.images_for_latents(key, latents)
-    scores = cache.realism_for_latents(key, latents)
+    # One call per latent: the unedited one is a cache hit on every slider move.
+    (before,), before_score = cache.images_and_realism(key, z.numpy()[None])
+    (after,), after_score = cache.images_and_realism(key, z_edit.numpy()[None])
     shell = latent_norm_stats(z_dim)
     norm = float(z_edit.norm())
     with right:
         a, b = st.columns(2)
         with a:
-            show_image(pair[0], f"G(z), seed {seed}", side=192)
+            show_image(before, f"G(z), seed {seed}", side=192)
         with b:
-            show_image(pair[1], "G(z + offsets)", side=192)
+            show_image(after, "G(z + offsets)", side=192)
         m1, m2 = st.columns(2)
         m1.metric(
             "‖z + offsets‖", f"{norm:.2f}", f"{(norm - shell.mean) / shell.std:+.1f} σ from the shell", delta_color="off",
             help=f"Latents from the prior N(0, I) lie on a thin shell: ‖z‖ = {shell.mean:.2f} ± {shell.std:.2f}. "
             "Far off it, the generator sees inputs it was never trained on.",
         )
-        if scores is None:
+        if after_score is None:
             m2.metric("Realism D(G(z))", "n/a", help="This checkpoint has no discriminator.")
         else:
+            score, delta = float(after_score[0]), float(after_score[0] - before_score[0])
             m2.metric(
-                "Realism D(G(z))", f"{scores[1]:.2f}", f"{round(scores[1] - scores[0], 2) + 0.0:+.2f} vs unedited",  # + 0.0: no "-0.00"
+                "Realism D(G(z))", f"{score:.2f}", f"{round(delta, 2) + 0.0:+.2f} vs unedited",  # + 0.0: no "-0.00"
                 help="The discriminator's probability that the image is real. D is no calibrated judge: "
                 "use it to compare images of this checkpoint, not as an absolute quality score.",
             )

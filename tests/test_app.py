@@ -6,13 +6,19 @@ values come from the core, computed here on the same checkpoint.
 """
 from __future__ import annotations
 
+import gc
 import shutil
 
 import pytest
+import torch
 
 from explorer import analysis
 from explorer.arithmetic import ConceptBin, arithmetic, check_arithmetic, consistency_baseline
 from explorer.checkpoint import load_checkpoint
+from explorer.generate import generate, realism
+from explorer.images import to_uint8
+from explorer.latent import apply_offsets, z_from_seed
+from explorer.selection import model_key
 from tests.support.apptest import ARITH, WALKS, app, captions, figures, from_link, image_urls, link, names, texts
 from tests.support.checkpoints import class_checkpoint, plot_values
 
@@ -88,6 +94,33 @@ def test_raw_z_slider_and_seed_change_the_image(tiny):
     assert at.query_params["seed"] == "7" and captions(at)[-2] == "G(z), seed 7"
     next(b for b in at.button if b.label == "Reset sliders").click().run()
     assert at.slider(key="gen_off::z:0").value == 0.0
+
+
+def test_edited_pair_metrics_are_the_cores_values(tiny):
+    """The metrics show the core's values for the edited latent (the tiny D scores nearly everything 0.48: the delta is 0)."""
+    at = app(tiny)
+    at.slider(key="gen_off::z:0").set_value(-2.5).run()
+    checkpoint = load_checkpoint(tiny.tiny)
+    z = z_from_seed(0, checkpoint.config.z_dim)
+    z_edit = apply_offsets(z, {"z:0": -2.5}, {})
+    before, after = realism(checkpoint.discriminator, generate(checkpoint.generator, torch.stack([z, z_edit])))
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Realism D(G(z))"].value == f"{after:.2f}"
+    assert metrics["Realism D(G(z))"].delta == f"{round(after - before, 2) + 0.0:+.2f} vs unedited"
+    assert metrics["‖z + offsets‖"].value == f"{float(z_edit.norm()):.2f}"
+
+
+def test_images_and_realism_come_from_one_pass_of_the_core(tiny):
+    from ui import cache
+
+    key = model_key(tiny.tiny)
+    z = torch.stack([z_from_seed(s, 100) for s in (3, 4)])
+    images, scores = cache.images_and_realism(key, z.numpy())
+    checkpoint = load_checkpoint(tiny.tiny)
+    expected = generate(checkpoint.generator, z)
+    assert (images == to_uint8(expected)).all()
+    assert scores.tolist() == realism(checkpoint.discriminator, expected).tolist()
+    assert gc.get_freeze_count() > 0  # loading a checkpoint froze the long-lived heap: post-run GC stays cheap
 
 
 def test_url_state_is_applied(tiny):

@@ -7,6 +7,7 @@ never serves stale weights; analysis results are also keyed on the cache folder'
 from __future__ import annotations
 
 import base64
+import gc
 
 import numpy as np
 import streamlit as st
@@ -29,8 +30,21 @@ from explorer.ztoken import z_from_token
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
 def load_model(path: str, meta_sha: str) -> Checkpoint:
-    """One loaded (eval-mode, never mutated) checkpoint per snapshot, shared by every session; `meta_sha` keys only."""
-    return load_checkpoint(path)
+    """One loaded (eval-mode, never mutated) checkpoint per snapshot, shared by every session; `meta_sha` keys only.
+
+    Then the heap is frozen (`gc.freeze`): Streamlit runs a full `gc.collect(2)` after every script
+    run, fragment reruns included, and with torch, numpy and Streamlit imported that is ~250k
+    long-lived objects to walk: 100-150 ms per slider move on this project's 2-core host, more than
+    all the rendering work (BENCHMARKS.md, explorer latency). Frozen objects are skipped by the
+    cyclic collector; what dies later is still freed by reference counting, and everything created
+    after this point is collected as before. The cost: cycles among objects alive at the freeze
+    (the first session's own, say) are never reclaimed, once per process.
+    """
+    checkpoint = load_checkpoint(path)
+    if not gc.get_freeze_count():  # once per process: the bulk is the imports, not the checkpoint
+        gc.collect()  # no garbage goes into the frozen generation
+        gc.freeze()
+    return checkpoint
 
 
 def model(key: ModelKey) -> Checkpoint:
@@ -49,13 +63,17 @@ def seed_images(key: ModelKey, seeds: tuple[int, ...]) -> np.ndarray:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def realism_for_latents(key: ModelKey, z: np.ndarray) -> np.ndarray | None:
-    """sigmoid(D(G(z))) for latents (N, z_dim), or None when the checkpoint has no discriminator."""
+def images_and_realism(key: ModelKey, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 images (N, H, W[, 3]) and sigmoid(D(G(z))) (N,) for latents (N, z_dim), from one pass of G.
+
+    The realism is None when the checkpoint has no discriminator. Cached on the exact latents, so a
+    page that asks for the unedited and the edited latent separately generates only the edited one
+    when a slider moves.
+    """
     checkpoint = model(key)
-    if checkpoint.discriminator is None:
-        return None
     images = generate(checkpoint.generator, torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)))
-    return realism(checkpoint.discriminator, images)
+    scores = None if checkpoint.discriminator is None else realism(checkpoint.discriminator, images)
+    return to_uint8(images), scores
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
