@@ -70,7 +70,7 @@ def tiny_encoder(run_dir: Path) -> Iterator[tuple]:
     not matter to them); removed afterwards."""
     from explorer.analysis import analysis_cache_path
     from explorer.checkpoint import load_checkpoint
-    from explorer.encoder import EncoderTraining, _encoder_entry, save_encoder, train_encoder
+    from explorer.encoder import EncoderTraining, _encoder_entry, load_encoder, save_encoder, train_encoder
 
     checkpoint = load_checkpoint(run_dir)
     encoder, stats = train_encoder(checkpoint.generator, EncoderTraining(pairs=256, epochs=1), progress_bar=False)
@@ -78,6 +78,7 @@ def tiny_encoder(run_dir: Path) -> Iterator[tuple]:
     path = analysis_cache_path(checkpoint, filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_encoder(path, encoder, {"cache_key": key, "training": {}, "quality": stats})
+    encoder, _ = load_encoder(path)  # the stored (fp16-rounded) weights: what the pages will load
     try:
         yield checkpoint, encoder
     finally:
