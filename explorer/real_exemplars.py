@@ -89,25 +89,6 @@ class RealBin:
     inversion: InversionResult  # reconstructions, pixel RMS etc. for the UI to show beside the pictures
 
 
-def fill_bin_from_dataset(
-    checkpoint: Checkpoint,
-    dataset: ImageDataset,
-    name: str,
-    conditions: Mapping[str, int | bool],
-    weight: float,
-    k: int = 3,
-    seed: int = 0,
-    settings: InversionSettings = InversionSettings(),
-    encoder: Encoder | None = None,
-) -> RealBin:
-    """A concept bin of k real dataset images matching `conditions`, each inverted through the checkpoint's G."""
-    if not 1 <= k <= MAX_BIN_SEEDS:
-        raise ValueError(f"k must be 1..{MAX_BIN_SEEDS}, got {k}")
-    indices = matching_indices(dataset, conditions, k, seed)
-    result = invert_images(checkpoint, dataset.images[indices], settings, encoder)
-    return RealBin(ConceptBin(name, [], weight, latents=list(result.z)), indices, result)
-
-
 def _rows(result: InversionResult, rows: slice) -> InversionResult:
     """One bin's share of a batched inversion."""
     return replace(

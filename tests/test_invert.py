@@ -33,7 +33,7 @@ from explorer.invert import (
 from explorer.latent import latent_norm_stats
 from explorer.model import DCGANConfig, Discriminator, Generator
 from explorer.precompute import main as precompute
-from explorer.real_exemplars import fill_bin_from_dataset, matching_indices
+from explorer.real_exemplars import fill_bins_from_dataset, matching_indices
 from explorer.urlstate import decode_latent_state, encode_latent_state
 from explorer.ztoken import z_from_token, z_to_token
 
@@ -142,7 +142,9 @@ def test_a_bin_filled_from_the_dataset_by_label_holds_the_inverted_z_of_matching
         pictures = ((G(z_true) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     smiling = torch.tensor([1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 0], dtype=torch.uint8)
     dataset = ImageDataset(pictures, "faces-under-test", attribute_names=["Smiling", "Male"], attributes=torch.stack([smiling, 1 - smiling], 1))
-    filled = fill_bin_from_dataset(checkpoint, dataset, "smiling", {"Smiling": 1, "Male": 0}, 1.0, k=3, encoder=encoder, settings=InversionSettings(steps=60))
+    fill = fill_bins_from_dataset(checkpoint, dataset, [("smiling woman", 1.0)], k=3, encoder=encoder, settings=InversionSettings(steps=60))
+    assert fill.problems == [] and fill.filled == ["'smiling woman': Smiling=1, Male=0 (#" + ", #".join(map(str, fill.bins[0].indices)) + ")"]
+    filled = fill.bins[0]
     assert len(filled.indices) == 3 and smiling[filled.indices].tolist() == [1, 1, 1]
     assert filled.bin.seeds == [] and len(filled.bin.latents) == 3
     found, wanted = np.stack(filled.bin.latents), z_true[filled.indices].numpy()
