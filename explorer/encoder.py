@@ -204,11 +204,15 @@ def save_encoder(path: str | os.PathLike, encoder: Encoder, header: dict) -> Non
     `load_encoder` casts back into the fp32 modules.
     """
     full = {"format": ENCODER_FORMAT, "version": ENCODER_VERSION, "config": asdict(encoder.config), **header}
-    state = {
+    atomic_write_bytes(path, save(_stored_state(encoder), metadata={HEADER_KEY: json.dumps(full)}))
+
+
+def _stored_state(encoder: Encoder) -> dict[str, torch.Tensor]:
+    """The encoder's state as its file holds it: floating tensors in fp16, the rest as they are (CPU, contiguous)."""
+    return {
         k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in encoder.state_dict().items()
     }
-    atomic_write_bytes(path, save(state, metadata={HEADER_KEY: json.dumps(full)}))
 
 
 def encoder_header(path: str | os.PathLike) -> dict:
@@ -294,10 +298,8 @@ def load_or_train_encoder(
         encoder, header = found
         return encoder, {**header, "trained_now": False}
     encoder, stats = train_encoder(checkpoint.generator, training, progress, progress_bar)
-    with torch.no_grad():  # the fp16 rounding `save_encoder` stores: this session guesses what later ones will
-        for tensor in encoder.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.half())
+    # the weights as `save_encoder` stores them (load_state_dict casts back to fp32): this session guesses what later ones will
+    encoder.load_state_dict(_stored_state(encoder))
     filename, key = _encoder_entry(checkpoint, training)
     header = {"cache_key": key, "training": asdict(training), "quality": stats}
     target = analysis_cache_path(checkpoint, filename)
