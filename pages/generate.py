@@ -8,8 +8,6 @@ edited image are another: moving a slider reruns only that inner part, not the g
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import numpy as np
 import streamlit as st
 
@@ -19,8 +17,8 @@ from explorer.sliders import MAX_OFFSET, default_sliders, direction_label, offer
 from explorer.urlstate import OFFSETS_PARAM, SEED_PARAM, decode_state, encode_state
 from ui import cache
 from ui.sidebar import page_setup
-from ui.state import checkpoint_changed, is_new_page, kept, kept_keys, kept_value, set_kept, set_link
-from ui.widgets import directions_panel, show_image
+from ui.state import checkpoint_changed, is_new_page, kept, kept_keys, kept_value, set_kept
+from ui.widgets import directions_panel, link_box, show_image
 
 OFF = "gen_off::"  # slider keys: OFF + direction name
 
@@ -149,10 +147,7 @@ def edited_pair(left, right, seed: int, names: list[str]) -> None:
             )
         st.caption(f"Prior shell: ‖z‖ ≈ {shell.mean:.2f} ± {shell.std:.2f} for z ∈ ℝ^{z_dim}.")
 
-    link = active.link(**encode_state(seed, offsets))
-    set_link(link)
-    st.caption("Link to this exact image (checkpoint, seed and offsets):")
-    st.code(f"{(st.context.url or '').split('?')[0]}?{urlencode(link)}", language=None)
+    link_box(active.link(**encode_state(seed, offsets)), "Link to this exact image (checkpoint, seed and offsets):")
 
 
 editor()

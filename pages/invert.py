@@ -6,8 +6,6 @@ as a compact token (`?z=...&d=...`), since an inverted picture has no seed.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import numpy as np
 import streamlit as st
 import torch
@@ -20,8 +18,8 @@ from explorer.urlstate import Z_PARAM, decode_latent_state, encode_latent_state
 from ui import cache
 from ui import invert as inv
 from ui.sidebar import page_setup
-from ui.state import checkpoint_changed, is_new_page, kept, kept_keys, kept_value, set_kept, set_link
-from ui.widgets import show_image
+from ui.state import checkpoint_changed, is_new_page, kept, kept_keys, kept_value, set_kept
+from ui.widgets import link_box, show_image
 
 OFF = "inv_off::"  # slider keys: OFF + direction name
 
@@ -110,7 +108,4 @@ with b:
     show_image(pair[1], "G(z + offsets)", side=192)
 st.download_button("Download the edit (PNG)", png_bytes(pair[1]), file_name="edit.png", mime="image/png")
 
-link = active.link(**encode_latent_state(z.numpy(), offsets))
-set_link(link)
-st.caption("Link to this latent and edit (z travels in the link as a token):")
-st.code(f"{(st.context.url or '').split('?')[0]}?{urlencode(link)}", language=None)
+link_box(active.link(**encode_latent_state(z.numpy(), offsets)), "Link to this latent and edit (z travels in the link as a token):")

@@ -1,8 +1,9 @@
 """Small Streamlit display helpers shared by the pages: crisp images, messages, progress, the directions note."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
@@ -11,6 +12,7 @@ from explorer import analysis
 from explorer.images import enlarge, grid, uint8_to_tensor
 from explorer.selection import ModelKey
 from ui import cache
+from ui.state import set_link
 
 DISPLAY_SIDE = 256  # generated images are enlarged to about this many pixels, nearest-neighbour
 
@@ -77,3 +79,10 @@ def directions_panel(key: ModelKey, where: str) -> None:
     )
     if clicked and run_with_progress("Analysing the checkpoint…", lambda progress: _compute_directions(key, progress)) is not None:
         st.rerun(scope="app")
+
+
+def link_box(link: Mapping[str, str], caption: str) -> None:
+    """Put `link` (query parameters) into the URL and show the full address under `caption`, to copy and share."""
+    set_link(link)
+    st.caption(caption)
+    st.code(f"{(st.context.url or '').split('?')[0]}?{urlencode(link)}", language=None)
