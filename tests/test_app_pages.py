@@ -90,27 +90,28 @@ def test_smoke_on_the_shipped_default_checkpoint(tiny, monkeypatch):
     assert os.environ["LATENT_LAB_CHECKPOINTS"] == str(CHECKPOINTS_ROOT)
 
 
-@pytest.mark.skipif(not (CHECKPOINTS_ROOT / "fashion-mnist-32").is_dir(), reason="the shipped Fashion-MNIST checkpoint is missing")
-def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
-    # an export holds one generator file; the page must still say it is the EMA one (meta's exported_from)
+def shipped_model_page(tiny_checkpoints, monkeypatch, name: str) -> AppTest:
+    """The Model page of the shipped checkpoint `name`, picked in the sidebar as a user would."""
     monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = app(tiny)
-    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
+    at = app(tiny_checkpoints)
+    at.sidebar.selectbox(key="ckpt_pick").select(name).run()
     at.switch_page("pages/model.py")
     at.run()
     assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_ROOT / "fashion-mnist-32").is_dir(), reason="the shipped Fashion-MNIST checkpoint is missing")
+def test_model_page_names_an_exported_ema_generator(tiny, monkeypatch):
+    # an export holds one generator file; the page must still say it is the EMA one (meta's exported_from)
+    at = shipped_model_page(tiny, monkeypatch, "fashion-mnist-32")
     assert {m.label: m.value for m in at.metric}["Generator"] == "EMA"
     assert "Drawn by the EMA generator, the one the explorer shows." in texts(at.caption)
 
 
 @pytest.mark.skipif(not (CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT).is_dir(), reason="the shipped default checkpoint is not trained yet")
 def test_model_page_shows_the_shipped_faces_training_command(tiny, monkeypatch):
-    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = app(tiny)
-    at.sidebar.selectbox(key="ckpt_pick").select("synthetic-faces-64").run()
-    at.switch_page("pages/model.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = shipped_model_page(tiny, monkeypatch, "synthetic-faces-64")
     command = json.loads((CHECKPOINTS_ROOT / "synthetic-faces-64" / "meta.json").read_text())["training_command"]
     assert command.startswith("python -m training.run --dataset synthetic-faces:100000 ") and "--d-width 32" in command
     assert [block.value for block in at.code] == [command]
@@ -139,13 +140,7 @@ def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoi
     assert not at.exception, at.exception
     assert any("Not evaluated yet" in str(i.value) for i in at.info)  # the tiny checkpoint has no evaluation
 
-    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.sidebar.selectbox(key="ckpt_pick").select("fashion-mnist-32").run()
-    at.switch_page("pages/model.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = shipped_model_page(tiny_checkpoints, monkeypatch, "fashion-mnist-32")
     shipped = read_meta(CHECKPOINTS_ROOT / "fashion-mnist-32")[1]["evaluation"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["FID"] == f"{shipped['fid']['fid']:.4g}"
