@@ -37,9 +37,9 @@ from explorer.datasets import DatasetError, ImageDataset, load_dataset
 from explorer.encoder import add_encoder_options, encoder_training_from
 from explorer.evaluation.clean_face import CLEAN_NET_SUFFIX, is_clean
 from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, MAX_SEEDS_SCANNED
-from explorer.latent import MAX_SEED
 from explorer.evaluation.eval_net import EVALNET_META, default_eval_net_dir, find_eval_net, load_eval_net
 from explorer.images import grid, save_png
+from explorer.latent import MAX_SEED
 from explorer.rundir import EVALUATION_DIR
 
 WHAT = ("fid", "probe", "arithmetic", "directions", "neighbors", "smoothness")
