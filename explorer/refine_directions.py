@@ -96,17 +96,22 @@ def refine_conditional_directions(
     directions: Mapping[str, Direction],
     settings: RefineSettings = RefineSettings(),
     progress: Progress | None = None,
+    reader: nn.Module | None = None,
 ) -> list[Direction]:
     """Every cond:NAME in `directions` refined as the module docstring says (same names, new vectors and descriptions).
 
     An attribute the pool has fewer than settings.batch_size latents without keeps its projected direction.
+    `reader` replaces the probe as what reads the images: a frozen module mapping images (N, C, H, W)
+    in [-1, 1] to (attribute logits (N, len(probe.names)) in probe.names' order, factor estimates
+    (N, len(probe.factor_names)) in probe.factor_names' order). The explorer never passes one;
+    `bench.linear_slider_bound` passes the judge to bound what any linear slider can reach.
     """
     report = progress or (lambda fraction, message: None)
     names = [n.removeprefix("cond:") for n in directions if n.startswith("cond:") and n.removeprefix("cond:") in probe.names]
     if not names:
         return []
     device = next(G.parameters()).device
-    reader = _ProbeReader(D, probe).to(device)
+    reader = (reader if reader is not None else _ProbeReader(D, probe)).to(device)
     factor_columns = [probe.factor_names.index(f) for f in CONDITION_FACTORS if f in probe.factor_names]
     z_pool = z_from_seeds(range(settings.seed, settings.seed + settings.pool), G.config.z_dim).to(device)
     with torch.no_grad(), eval_mode(G), eval_mode(D):

@@ -103,6 +103,8 @@ def test_a_leaky_direction_is_caught_and_seeds_are_those_without_the_attribute()
     result = de.evaluate_direction(_ToyFaces(), leaky, "Male", _judge, n=50)
     assert result["seeds"] == 50 and result["max_other_attribute"] == "Eyeglasses"
     assert result["max_other_flip"] > 0.3 and not result["meets_targets"]
+    # the leak adds glasses, it never takes them away: the sign split says so
+    assert result["other_gained"]["Eyeglasses"] == result["other_flips"]["Eyeglasses"] and result["other_lost"]["Eyeglasses"] == 0.0
     assert "skin_tone_shift" not in result  # no skin judge given
     # a G that always shows the attribute yields no seeds, and says so
     always = lambda images: {**_judge(images), "Male": np.ones(len(images), bool)}  # noqa: E731
@@ -119,14 +121,22 @@ def test_attribute_dependence_from_labels():
     assert dependence["A"]["B"] == pytest.approx(0.5) and dependence["A"]["C"] == pytest.approx(0.0)
 
 
-def test_slider_floor_the_renderers_own_edit_flips_only_its_attribute():
-    """bench.slider_floor: switching one attribute of real renders on is what a perfect slider does; the judge agrees."""
+def test_slider_floor_the_renderers_own_edit_is_judged_as_the_sliders_are():
+    """bench.slider_floor: switching one attribute of real renders on is what a perfect slider does.
+
+    The judge agrees for smiles, sex and glasses; a hat's brim hides the fringe, so bangs change on
+    some hatted faces even in the renderer's own edit: the floor a hat slider is measured against.
+    """
     from bench.slider_floor import ATTRIBUTES, slider_floor
 
     results = slider_floor(n=60, seed=3)
     assert list(results) == list(ATTRIBUTES)
-    for r in results.values():
-        assert r["flip_rate"] == 1.0 and r["max_other_flip"] <= 0.1 and r["faces"] >= 50
+    for attribute, r in results.items():
+        assert r["flip_rate"] == 1.0 and r["faces"] >= 50 and abs(r["skin_tone_shift"]) < 0.1
+        others = dict(r["other_flips"])
+        if attribute == "Wearing_Hat":
+            assert r["max_other_attribute"] == "Bangs" and others.pop("Bangs") >= 0.05
+        assert max(others.values()) <= 0.1, (attribute, others)
 
 
 def test_another_seed_offset_gives_an_independent_sample_of_the_same_kind():

@@ -9,7 +9,8 @@ directions (the conditional `cond:A`, the raw mean difference `attr:A`, the SVM 
 2. Move each z by +alpha (3, in the prior's units) along the direction's unit vector; decode.
 3. Report
      flip_rate         share of moved images the judge now labels with A;
-     other_flips       per other attribute B, the share of images whose judged B changed (either way);
+     other_flips       per other attribute B, the share of images whose judged B changed (either way;
+                       other_gained / other_lost split it by sign);
      max_other_flip    the largest of those over the attributes that are independent of A in the
                        data. Where the data ties B to A (|P(B | A) - P(B | not A)| >= DEPENDENT, e.g.
                        Mouth_Slightly_Open to Smiling, Mustache to Male on synthetic faces) a change
@@ -67,6 +68,32 @@ def _seeds_without(
     return np.concatenate(seeds), joined, torch.cat(images)
 
 
+def flip_statistics(
+    before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray], attribute: str,
+    dependence: Mapping[str, float] | None = None,
+) -> dict:
+    """The module docstring's step 3 for one edit, from the judge's verdicts (attribute -> bool (N,)) before and after it.
+
+    Shared by every slider's row and by `bench.slider_floor` (the renderer's own edit), so the
+    floor is measured exactly as the sliders are.
+    """
+    dependence = dict(dependence or {})
+    other_flips = {b: float(np.mean(after[b] != before[b])) for b in after if b != attribute}
+    independent = {b: r for b, r in other_flips.items() if dependence.get(b, 0.0) < DEPENDENT}
+    worst = max(independent, key=independent.get) if independent else None
+    return {
+        "flip_rate": float(np.mean(after[attribute])),
+        "max_other_flip": float(independent[worst]) if worst else 0.0,
+        "max_other_attribute": worst,
+        "other_flips": {b: round(r, 4) for b, r in sorted(other_flips.items())},
+        # the same changes split by sign: a brim that hides a fringe loses Bangs, one read as a fringe gains it
+        "other_gained": {b: round(float(np.mean(after[b] & ~before[b])), 4) for b in sorted(other_flips)},
+        "other_lost": {b: round(float(np.mean(before[b] & ~after[b])), 4) for b in sorted(other_flips)},
+        "dependent": {b: {"flip": round(other_flips[b], 4), "data_implies": round(dependence[b], 4)}
+                      for b in sorted(other_flips) if dependence.get(b, 0.0) >= DEPENDENT},
+    }
+
+
 def evaluate_direction(
     G: nn.Module,
     direction: Direction,
@@ -89,21 +116,8 @@ def evaluate_direction(
     z = z_from_seeds(seeds.tolist(), G.config.z_dim)
     images_after = generate(G, z + alpha * torch.from_numpy(direction.vector)[None])
     after = judge(images_after)
-    dependence = dict(dependence or {})
-    other_flips = {b: float(np.mean(after[b] != before[b])) for b in after if b != attribute}
-    independent = {b: r for b, r in other_flips.items() if dependence.get(b, 0.0) < DEPENDENT}
-    worst = max(independent, key=independent.get) if independent else None
-    result = {
-        "direction": direction.name,
-        "seeds": int(len(seeds)),
-        "alpha": alpha,
-        "flip_rate": float(np.mean(after[attribute])),
-        "max_other_flip": float(independent[worst]) if worst else 0.0,
-        "max_other_attribute": worst,
-        "other_flips": {b: round(r, 4) for b, r in sorted(other_flips.items())},
-        "dependent": {b: {"flip": round(other_flips[b], 4), "data_implies": round(dependence[b], 4)}
-                      for b in sorted(other_flips) if dependence.get(b, 0.0) >= DEPENDENT},
-    }
+    result = {"direction": direction.name, "seeds": int(len(seeds)), "alpha": alpha,
+              **flip_statistics(before, after, attribute, dependence)}
     if skin is not None:
         result["skin_tone_shift"] = float(np.mean(skin(images_after) - skin(images_before)) / skin_std)
     result["meets_targets"] = bool(
