@@ -123,7 +123,8 @@ else:
             kind = fid.get("by_step_generator", "the snapshots'")
             st.caption(f"FID of each snapshot of `{fid.get('by_step_run', 'this run')}` ({kind} generator) against the same real images.")
     for name, title in (("probe", "Discriminator features as a representation (the paper's Tables 1-2)"),
-                        ("arithmetic", "Vector arithmetic, scored by the eval net")):
+                        ("arithmetic", "Vector arithmetic, scored by the eval net"),
+                        ("directions", "Sliders, measured: +3 along each from seeds the eval net reads without the attribute")):
         result = evaluation.get(name) or {}
         if result.get("table"):
             st.markdown(f"**{title}**")

@@ -116,6 +116,13 @@ def test_model_page_shows_the_shipped_faces_training_command(tiny, monkeypatch):
     assert command.startswith("python -m training.run --dataset synthetic-faces:100000 ") and "--d-width 32" in command
     assert [block.value for block in at.code] == [command]
     assert "Drawn by the EMA generator, the one the explorer shows." in texts(at.caption)
+    # the sliders' measurements, with what a perfect slider scores under the same judge beside each
+    directions = json.loads((CHECKPOINTS_ROOT / "synthetic-faces-64" / "meta.json").read_text())["evaluation"]["directions"]
+    tables = [m.value for m in at.markdown if m.value.startswith("| attribute | direction |")]
+    assert tables == [directions["table"]], tables
+    hat_floor = directions["Wearing_Hat"]["renderer_edit"]
+    assert (f"| Wearing_Hat | the renderer's own edit (a perfect slider) | 1.00 | {hat_floor['max_other_flip']:.2f} (Bangs) |"
+            in tables[0])
 
 
 def test_training_grids_from_another_kind_of_generator_are_labelled(tiny, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ The planted entanglement: the samples the probe calls smiling are also darker, s
 mean-difference Smiling direction points along z0 + z2 and a +3 move darkens the skin. The
 conditional direction (Smiling with the other attributes and skin tone projected out) must not.
 """
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -122,15 +123,17 @@ def test_attribute_dependence_from_labels():
 
 
 def test_slider_floor_the_renderers_own_edit_is_judged_as_the_sliders_are():
-    """bench.slider_floor: switching one attribute of real renders on is what a perfect slider does.
+    """renderer_edit_floor (bench.slider_floor, the directions table's floor row): switching one attribute of real renders on is what a perfect slider does.
 
     The judge agrees for smiles, sex and glasses; a hat's brim hides the fringe, so bangs change on
     some hatted faces even in the renderer's own edit: the floor a hat slider is measured against.
     """
-    from bench.slider_floor import ATTRIBUTES, slider_floor
+    from explorer.evaluation.eval_net import load_eval_net
+    from explorer.evaluation.slider_floor import renderer_edit_floor
 
-    results = slider_floor(n=60, seed=3)
-    assert list(results) == list(ATTRIBUTES)
+    net, _ = load_eval_net(Path(__file__).resolve().parents[1] / "checkpoints" / "eval-nets" / "synthetic-faces-64")
+    results = renderer_edit_floor(net, n=60, seed=3)
+    assert list(results) == list(de.DEFAULT_ATTRIBUTES)
     for attribute, r in results.items():
         assert r["flip_rate"] == 1.0 and r["faces"] >= 50 and abs(r["skin_tone_shift"]) < 0.1
         others = dict(r["other_flips"])

@@ -393,10 +393,10 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     run = tmp_path / "run"
     shutil.copytree(tiny_checkpoints.bare, run)
     code = evaluate_main([
-        "--checkpoint", str(run), "--what", "fid,arithmetic,neighbors,smoothness", "--dataset", "synthetic-faces:256",
+        "--checkpoint", str(run), "--what", "fid,arithmetic,neighbors,smoothness,directions", "--dataset", "synthetic-faces:256",
         "--eval-net", str(tiny_eval_net), "--fid-samples", "64", "--snapshots", "--trials", "2", "--ks", "1,3",
         "--neighbors-samples", "32", "--walks", "2", "--json", str(tmp_path / "out.json"),
-        "--real-images", "48", "--encoder-pairs", "256", "--encoder-epochs", "1",
+        "--real-images", "48", "--encoder-pairs", "256", "--encoder-epochs", "1", "--direction-seeds", "8",
     ])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -416,6 +416,18 @@ def test_evaluate_writes_results_into_meta_and_figures(tiny_checkpoints, tiny_ev
     assert (snapshot / "evaluation" / "arithmetic-smile.png").is_file()
     assert (snapshot / "evaluation" / "neighbors.png").is_file()
     assert json.loads((tmp_path / "out.json").read_text())["smoothness"]["slerp"]["mean"] >= 0
+    # synthetic faces can be re-rendered with one attribute switched: each measured slider gets that floor beside it
+    # (beside a slider the tiny probe could not find, too: the floor does not depend on G)
+    directions = evaluation["directions"]
+    for attribute in ("Smiling", "Male", "Eyeglasses", "Wearing_Hat"):
+        floor = directions[attribute]["renderer_edit"]
+        assert floor["seed"] == 7
+        row = f"| {attribute} | the renderer's own edit (a perfect slider) |"
+        if "skipped" in floor:  # this 1-epoch judge may read the attribute on every face
+            assert row not in directions["table"]
+        else:
+            assert floor["faces"] > 0 and 0.0 <= floor["max_other_flip"] <= 1.0
+            assert f"{row} {floor['flip_rate']:.2f} |" in directions["table"]
     assert "FID (eval net net" in out and "slerp walks" in out
     load_checkpoint(run)  # still a valid checkpoint: the weights' hashes are untouched
 

@@ -14,7 +14,8 @@ Reproduces the DCGAN paper's experiments on a checkpoint and measures its sample
   neighbors   nearest training images to samples in pixels and D features; duplicate rate
   smoothness  frame-to-frame change along lerp vs slerp 9-point walks
   directions  the explorer's attribute sliders (conditional, raw, SVM): moved +3 from 200 seeds without
-              the attribute, how often it appears, how often other attributes change, skin-tone drift
+              the attribute, how often it appears, how often other attributes change, skin-tone drift;
+              on synthetic faces also the renderer's own edit, judged the same way (a perfect slider)
 
 Results go into the checkpoint's meta.json under "evaluation" (unless --no-write), figures into
 <checkpoint>/evaluation/, and a table is printed. Every number is a function of the checkpoint,
@@ -211,6 +212,7 @@ def _real_exemplars(args, checkpoint, say):
 def run_directions(args, checkpoint, train, net, say) -> dict:
     from explorer.evaluation.arithmetic_eval import ground_truth
     from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table
+    from explorer.evaluation.slider_floor import has_renderer, renderer_edit_floor
     from explorer.probe import attribute_dependence
     from explorer.evaluation.eval_net import predict
     from explorer.analysis import load_or_compute_directions, load_or_fit_probe
@@ -230,6 +232,10 @@ def run_directions(args, checkpoint, train, net, say) -> dict:
         dependence=attribute_dependence(train.attributes.numpy(), train.attribute_names), attributes=attributes,
         n=args.direction_seeds, progress=say, seed_offset=args.direction_seed_offset,
     )
+    if has_renderer(train.spec):
+        say("directions: the renderer's own edits, judged the same way (what a perfect slider scores)")
+        for attribute, floor in renderer_edit_floor(net, attributes, image_size=checkpoint.config.image_size).items():
+            results[attribute]["renderer_edit"] = floor  # also beside a skipped slider: it does not depend on G
     results["table"] = format_table(results)
     return results
 

@@ -169,7 +169,7 @@ def evaluate_directions(
 
 
 def format_table(results: Mapping) -> str:
-    """Markdown: a row per attribute and slider direction."""
+    """Markdown: a row per attribute and slider direction, then the renderer's own edit where the entry has one."""
     lines = [
         "| attribute | direction | flip rate | max other flip (which) | skin-tone shift (SD) | dependent attributes (flip / data) | targets |",
         "|---|---|---:|---:|---:|---|---|",
@@ -179,17 +179,19 @@ def format_table(results: Mapping) -> str:
             continue
         if "skipped" in entry:
             lines.append(f"| {attribute} | | skipped: {entry['skipped']} | | | | |")
-            continue
-        for name, r in entry["by_direction"].items():
+        for name, r in entry.get("by_direction", {}).items():
             if "skipped" in r:
                 lines.append(f"| {attribute} | {name} | skipped: {r['skipped']} | | | | |")
                 continue
-            dependent = ", ".join(f"{b} {d['flip']:.2f} / {d['data_implies']:.2f}" for b, d in r["dependent"].items()) or "—"
-            skin = f"{r['skin_tone_shift']:+.2f}" if "skin_tone_shift" in r else "—"
-            mark = "✔" if r["meets_targets"] else "✘"
             default = " (default)" if name == entry["default"] else ""
-            lines.append(
-                f"| {attribute} | `{name}`{default} | {r['flip_rate']:.2f} | {r['max_other_flip']:.2f} ({r['max_other_attribute'] or '—'}) "
-                f"| {skin} | {dependent} | {mark} |"
-            )
+            lines.append(_row(attribute, f"`{name}`{default}", r, "✔" if r["meets_targets"] else "✘"))
+        if "flip_rate" in entry.get("renderer_edit", {}):  # explorer.evaluation.slider_floor: what a perfect slider scores with this judge
+            lines.append(_row(attribute, "the renderer's own edit (a perfect slider)", entry["renderer_edit"], "floor"))
     return "\n".join(lines)
+
+
+def _row(attribute: str, label: str, r: Mapping, mark: str) -> str:
+    dependent = ", ".join(f"{b} {d['flip']:.2f} / {d['data_implies']:.2f}" for b, d in r["dependent"].items()) or "—"
+    skin = f"{r['skin_tone_shift']:+.2f}" if "skin_tone_shift" in r else "—"
+    return (f"| {attribute} | {label} | {r['flip_rate']:.2f} | {r['max_other_flip']:.2f} ({r['max_other_attribute'] or '—'}) "
+            f"| {skin} | {dependent} | {mark} |")
