@@ -27,6 +27,7 @@ allow_pickle=False, so a directions file can never execute code.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,10 @@ class Direction:
             raise ValueError(f"direction {self.name!r} has a zero or non-finite vector")
         self.vector = (vector / norm).astype(np.float32)
         self.score = None if self.score is None else float(self.score)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of the SHA-256 of the unit float32 vector: ties a measurement to these exact numbers."""
+        return hashlib.sha256(self.vector.tobytes()).hexdigest()[:16]
 
 
 class DirectionSet(dict):

@@ -5,7 +5,8 @@ A checkpoint's directions (`explorer.analysis.available_directions`) are named b
     sefa:K, ganspace:K         unsupervised (always SeFa; GANSpace when an analysis is cached)
     cond:NAME                  InterFaceGAN conditional: NAME's direction orthogonalised against the other
                                labelled attributes (and skin tone, yaw), then refined at the slider's full
-                               offset through G and D (explorer.refine_directions), so moving it changes NAME alone
+                               offset through G and D (explorer.refine_directions), so that moving it changes
+                               NAME and as little else as the generator allows
     attr:NAME, class:NAME      the raw mean difference of confidently labelled samples' z
     svm:NAME                   the linear SVM normal of the same samples
     factor:NAME                a continuous factor's direction (e.g. factor:yaw, factor:skin_tone): the slope of
@@ -13,10 +14,13 @@ A checkpoint's directions (`explorer.analysis.available_directions`) are named b
 
 For each labelled attribute or class NAME the default slider is `cond:NAME` when the analysis has
 it, else the raw `attr:NAME` / `class:NAME`; the others stay selectable. Both UIs show the groups
-of `slider_groups` in that order, and start with `default_sliders` on.
+of `slider_groups` in that order, and start with `default_sliders` on. `slider_help` is a slider's
+tooltip in both: the direction's description, then what `training.evaluate --what directions`
+measured for that very vector when the checkpoint's meta.json holds it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -91,3 +95,48 @@ def direction_label(name: str, directions: Mapping[str, Direction]) -> str:
     d = directions.get(name)
     score = "" if d is None or d.score is None else f" ({d.score:.0%})"
     return f"{name}{score}"
+
+
+def measured_note(name: str, directions: Mapping[str, Direction], evaluation: object) -> str | None:
+    """What `training.evaluate --what directions` measured for this slider, as one sentence; None when it did not.
+
+    `evaluation` is meta.json's "evaluation" (a user's file: anything malformed counts as unmeasured).
+    The figures are used only when they were measured on this very vector (its fingerprint): a
+    recomputed analysis makes them stale, and then nothing is said.
+    """
+    concept, direction = concept_of(name), directions.get(name)
+    results = evaluation.get("directions") if isinstance(evaluation, Mapping) else None
+    entry = results.get(concept) if isinstance(results, Mapping) and concept is not None else None
+    by_direction = entry.get("by_direction") if isinstance(entry, Mapping) else None
+    r = by_direction.get(name) if isinstance(by_direction, Mapping) else None
+    if direction is None or not isinstance(r, Mapping) or r.get("vector") != direction.fingerprint():
+        return None
+    flip, other, which, seeds, alpha = (r.get(k) for k in ("flip_rate", "max_other_flip", "max_other_attribute", "seeds", "alpha"))
+    if not (_fraction(flip) and _fraction(other) and isinstance(which, str) and _count(seeds) and _number(alpha)):
+        return None
+    note = f"Measured (+{alpha:g} from {seeds} seeds without {concept}, judged by the eval net): {concept} appears on {flip:.0%}"
+    note += f"; {which} changes on {other:.0%}" if which else ""
+    floor = entry.get("renderer_edit")
+    if isinstance(floor, Mapping) and _fraction(floor.get("max_other_flip")) and isinstance(floor.get("max_other_attribute"), str):
+        note += f" (a perfect edit changes at most {floor['max_other_flip']:.0%}: {floor['max_other_attribute']})"
+    return note + "."
+
+
+def slider_help(name: str, directions: Mapping[str, Direction], evaluation: object = None) -> str:
+    """A slider's tooltip in both UIs: what the direction is, then what was measured for it (`measured_note`)."""
+    if name.startswith("z:") or name not in directions:
+        return "adds this much to one coordinate of z"
+    note = measured_note(name, directions, evaluation)
+    return f"{directions[name].description}. {note}" if note else directions[name].description
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fraction(value: object) -> bool:
+    return _number(value) and 0.0 <= value <= 1.0
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

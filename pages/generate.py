@@ -13,7 +13,7 @@ import streamlit as st
 
 from explorer.generate import MAX_GRID
 from explorer.latent import MAX_SEED, apply_offsets, latent_norm_stats, z_from_seed
-from explorer.sliders import MAX_OFFSET, default_sliders, direction_label, offered_directions
+from explorer.sliders import MAX_OFFSET, default_sliders, direction_label, offered_directions, slider_help
 from explorer.urlstate import OFFSETS_PARAM, SEED_PARAM, decode_state, encode_state
 from ui import cache
 from ui.sidebar import page_setup
@@ -114,7 +114,7 @@ def edited_pair(left, right, seed: int, names: list[str]) -> None:
         for name in names:
             offsets[name] = st.slider(
                 direction_label(name, directions), -MAX_OFFSET, MAX_OFFSET, step=0.1, **kept(OFF + name, 0.0),
-                help=directions[name].description if name in directions else "adds this much to one coordinate of z",
+                help=slider_help(name, directions, checkpoint.meta.get("evaluation")),
             )
 
     z = z_from_seed(seed, z_dim)

@@ -13,7 +13,7 @@ import torch
 from explorer.images import png_bytes
 from explorer.latent import apply_offsets
 from explorer.real_exemplars import dataset_labels, matching_indices, unknown_data_message
-from explorer.sliders import MAX_OFFSET, default_sliders, direction_label, offered_directions
+from explorer.sliders import MAX_OFFSET, default_sliders, direction_label, offered_directions, slider_help
 from explorer.urlstate import Z_PARAM, decode_latent_state, encode_latent_state
 from ui import cache
 from ui import invert as inv
@@ -96,7 +96,8 @@ z = torch.tensor(z_values, dtype=torch.float32)
 st.subheader("Edit")
 chosen = st.multiselect("Direction sliders", offered, format_func=lambda n: direction_label(n, directions), **kept("inv_dirs", default_sliders(directions)))
 offsets = {
-    name: st.slider(direction_label(name, directions), -MAX_OFFSET, MAX_OFFSET, step=0.1, **kept(OFF + name, 0.0))
+    name: st.slider(direction_label(name, directions), -MAX_OFFSET, MAX_OFFSET, step=0.1, **kept(OFF + name, 0.0),
+                    help=slider_help(name, directions, checkpoint.meta.get("evaluation")))
     for name in chosen
 }
 z_edit = apply_offsets(z, offsets, {n: d.vector for n, d in directions.items()})

@@ -153,3 +153,22 @@ def test_model_page_shows_the_shipped_evaluation_or_how_to_get_one(tiny_checkpoi
     assert metrics["FID"] == f"{shipped['fid']['fid']:.4g}"
     assert "neighbors.png" in at.selectbox(key="model_eval_figure").options
     assert any("Memorization" in str(m.value) for m in at.markdown)
+
+
+@pytest.mark.skipif(not (CHECKPOINTS_ROOT / DEFAULT_CHECKPOINT).is_dir(), reason="the shipped default checkpoint is not trained yet")
+def test_the_shipped_hat_slider_says_what_was_measured_in_both_front_ends(tiny, monkeypatch):
+    """The tooltip carries training.evaluate's figures for that very slider, with the perfect edit's beside them."""
+    import gradio_app
+
+    directions = json.loads((CHECKPOINTS_ROOT / "synthetic-faces-64" / "meta.json").read_text())["evaluation"]["directions"]
+    measured, floor = directions["Wearing_Hat"]["by_direction"]["cond:Wearing_Hat"], directions["Wearing_Hat"]["renderer_edit"]
+    expected = (f"Measured (+3 from 200 seeds without Wearing_Hat, judged by the eval net): Wearing_Hat appears on "
+                f"{measured['flip_rate']:.0%}; Bangs changes on {measured['max_other_flip']:.0%} "
+                f"(a perfect edit changes at most {floor['max_other_flip']:.0%}: Bangs).")
+    monkeypatch.setenv("LATENT_LAB_CHECKPOINTS", str(CHECKPOINTS_ROOT))
+    at = app(tiny)
+    at.sidebar.selectbox(key="ckpt_pick").select("synthetic-faces-64").run()
+    assert not at.exception, at.exception
+    assert at.slider(key="gen_off::cond:Wearing_Hat").help.endswith(expected)
+    sliders = {s.name: s for s in gradio_app.Explorer(load_checkpoint(CHECKPOINTS_ROOT / "synthetic-faces-64")).sliders}
+    assert sliders["cond:Wearing_Hat"].info.endswith(expected)

@@ -2,7 +2,9 @@
 import numpy as np
 
 from explorer.directions import Direction, DirectionSet
-from explorer.sliders import concept_of, default_labelled, default_sliders, direction_label, offered_directions, slider_groups
+from explorer.sliders import (
+    concept_of, default_labelled, default_sliders, direction_label, measured_note, offered_directions, slider_groups, slider_help,
+)
 
 Z = 8
 
@@ -59,3 +61,32 @@ def test_labels():
     assert direction_label("z:3", d) == "raw z[3]"
     assert direction_label("cond:Smiling", d) == "cond:Smiling (50%)"
     assert direction_label("gone", d) == "gone"
+
+
+def _evaluation(directions, flip=0.885, other=0.29, seeds=200, vector=None) -> dict:
+    """meta.json's "evaluation" as training.evaluate --what directions writes it, for cond:Smiling."""
+    measured = {"direction": "cond:Smiling", "vector": vector or directions["cond:Smiling"].fingerprint(), "seeds": seeds,
+                "alpha": 3.0, "flip_rate": flip, "max_other_flip": other, "max_other_attribute": "Bangs"}
+    floor = {"flip_rate": 1.0, "max_other_flip": 0.114, "max_other_attribute": "Bangs"}
+    return {"directions": {"Smiling": {"default": "cond:Smiling", "by_direction": {"cond:Smiling": measured}, "renderer_edit": floor}}}
+
+
+def test_a_slider_tooltip_says_what_was_measured_for_that_very_vector():
+    d = faces()
+    help_text = slider_help("cond:Smiling", d, _evaluation(d))
+    assert help_text == ("cond:Smiling. Measured (+3 from 200 seeds without Smiling, judged by the eval net): Smiling appears on "
+                         "88%; Bangs changes on 29% (a perfect edit changes at most 11%: Bangs).")
+    # another slider of the same concept was not measured there: its own description only
+    assert slider_help("attr:Smiling", d, _evaluation(d)) == "attr:Smiling"
+    assert slider_help("z:3", d, _evaluation(d)) == "adds this much to one coordinate of z"
+
+
+def test_stale_or_malformed_measurements_are_not_shown():
+    d = faces()
+    # the analysis was recomputed since: the figures belong to another vector
+    assert measured_note("cond:Smiling", d, _evaluation(d, vector="0" * 16)) is None
+    # a user's meta.json: wrong types or impossible values count as unmeasured, never as an error
+    for bad in (_evaluation(d, flip="88%"), _evaluation(d, flip=float("nan")), _evaluation(d, other=1.5), _evaluation(d, seeds=True),
+                {"directions": []}, {"directions": {"Smiling": "x"}}, [], None):
+        assert measured_note("cond:Smiling", d, bad) is None, bad
+        assert slider_help("cond:Smiling", d, bad) == "cond:Smiling"

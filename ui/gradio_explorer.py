@@ -42,7 +42,7 @@ from explorer.latent import WALK_MODES, apply_offsets, keypoint_seeds, latent_no
 from explorer.real_exemplars import (
     DATASET_POOL, MAX_FILL_PER_BIN, InvertedExemplar, fill_bins_from_dataset, join_exemplars, unknown_data_message,
 )
-from explorer.sliders import MAX_OFFSET, direction_label, slider_groups
+from explorer.sliders import MAX_OFFSET, direction_label, slider_groups, slider_help
 from explorer.urlstate import MAX_JITTER
 from explorer.validation import number_in, whole_in
 from explorer.video import MAX_GIF_FPS, frames_to_gif, frames_to_mp4
@@ -135,7 +135,8 @@ class Explorer:
                 taken = {s.api_name for s in self.sliders}
                 api = api if api and api not in taken else f"direction_{len(self.sliders)}"
                 label = direction_label(name, self.directions)
-                self.sliders.append(Slider(api, name, label, self.directions[name].description, group.title, group.open))
+                info = slider_help(name, self.directions, checkpoint.meta.get("evaluation"))
+                self.sliders.append(Slider(api, name, label, info, group.title, group.open))
         self.generate_api = with_parameters(self.generate, ["seed", *(s.api_name for s in self.sliders)])
         self.invert_api = with_parameters(self.invert, ["picture", *(s.api_name for s in self.sliders)])
         self._feature_map: FeatureMap | None = None

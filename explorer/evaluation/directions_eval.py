@@ -116,7 +116,7 @@ def evaluate_direction(
     z = z_from_seeds(seeds.tolist(), G.config.z_dim)
     images_after = generate(G, z + alpha * torch.from_numpy(direction.vector)[None])
     after = judge(images_after)
-    result = {"direction": direction.name, "seeds": int(len(seeds)), "alpha": alpha,
+    result = {"direction": direction.name, "vector": direction.fingerprint(), "seeds": int(len(seeds)), "alpha": alpha,
               **flip_statistics(before, after, attribute, dependence)}
     if skin is not None:
         result["skin_tone_shift"] = float(np.mean(skin(images_after) - skin(images_before)) / skin_std)
