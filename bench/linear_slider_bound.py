@@ -30,7 +30,7 @@ from explorer.checkpoint import load_checkpoint
 from explorer.datasets import load_dataset
 from explorer.directions import conditional_directions
 from explorer.evaluation.arithmetic_eval import ground_truth
-from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, TARGETS, _seeds_without, evaluate_direction
+from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, TARGETS, seeds_without, evaluate_direction
 from explorer.evaluation.eval_net import EvalNet, find_eval_net, load_eval_net, predict
 from explorer.refine_directions import RefineSettings, refine_conditional_directions
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     dependence = probe.dependence.get(args.attribute)
     # The refinement's start, as compute_directions makes it: the projected cond: (the cache holds the refined one).
     start = {d.name: d for d in conditional_directions(directions, dependence=probe.dependence)}[f"cond:{args.attribute}"]
-    samples = {offset: _seeds_without(G, judge, args.attribute, args.n, offset=offset) for offset in args.seed_offsets}
+    samples = {offset: seeds_without(G, judge, args.attribute, args.n, offset=offset) for offset in args.seed_offsets}
 
     rows = []
     candidates = [("shipped cond: (probe reader)", directions[f"cond:{args.attribute}"], None),

@@ -143,8 +143,8 @@ def test_slider_floor_the_renderers_own_edit_is_judged_as_the_sliders_are():
 
 
 def test_another_seed_offset_gives_an_independent_sample_of_the_same_kind():
-    first, _, _ = de._seeds_without(_ToyFaces(), _judge, "Male", 30)
-    second, verdicts, _ = de._seeds_without(_ToyFaces(), _judge, "Male", 30, offset=7_000_000)
+    first, _, _ = de.seeds_without(_ToyFaces(), _judge, "Male", 30)
+    second, verdicts, _ = de.seeds_without(_ToyFaces(), _judge, "Male", 30, offset=7_000_000)
     assert first.min() >= de.DIRECTIONS_SEED_OFFSET and second.min() >= 7_000_000
     assert not set(first) & set(second) and not verdicts["Male"].any()
     directions = _directions()

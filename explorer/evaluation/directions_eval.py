@@ -47,7 +47,7 @@ Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -
 FactorJudge = Callable[[torch.Tensor], np.ndarray]  # images -> a factor's estimate (N,) float
 
 
-def _seeds_without(
+def seeds_without(
     G: nn.Module, judge: Judge, attribute: str, n: int, chunk: int = 500, offset: int = DIRECTIONS_SEED_OFFSET
 ) -> tuple[np.ndarray, dict[str, np.ndarray], torch.Tensor]:
     """The first n seeds from `offset` whose image is judged without `attribute`: (seeds, verdicts, images)."""
@@ -108,9 +108,9 @@ def evaluate_direction(
 ) -> dict:
     """The measurements of the module docstring for one direction of one attribute (a JSON-ready dict).
 
-    `start` is `_seeds_without(G, judge, attribute, n)` when the caller already has it (one scan per attribute).
+    `start` is `seeds_without(G, judge, attribute, n)` when the caller already has it (one scan per attribute).
     """
-    seeds, before, images_before = start if start is not None else _seeds_without(G, judge, attribute, n)
+    seeds, before, images_before = start if start is not None else seeds_without(G, judge, attribute, n)
     if len(seeds) == 0:
         return {"direction": direction.name, "skipped": f"no seed among {MAX_SEEDS_SCANNED} is judged without {attribute}"}
     z = z_from_seeds(seeds.tolist(), G.config.z_dim)
@@ -149,7 +149,7 @@ def evaluate_directions(
             out[attribute] = {"skipped": f"no direction for {attribute} (the probe found too few confident samples?)"}
             continue
         by_direction = {}
-        start = _seeds_without(G, judge, attribute, n, offset=seed_offset)
+        start = seeds_without(G, judge, attribute, n, offset=seed_offset)
         raw = directions.get(f"attr:{attribute}") or directions[names[0]]
         rng = np.random.default_rng([ord(c) for c in attribute])  # fixed per attribute: reruns give the same floor
         random = Direction(f"random⟂{raw.name}", orthogonalize(rng.standard_normal(raw.vector.shape[0]), [raw.vector]),
