@@ -112,7 +112,7 @@ def measured_note(name: str, directions: Mapping[str, Direction], evaluation: ob
     if direction is None or not isinstance(r, Mapping) or r.get("vector") != direction.fingerprint():
         return None
     flip, other, which, seeds, alpha = (r.get(k) for k in ("flip_rate", "max_other_flip", "max_other_attribute", "seeds", "alpha"))
-    if not (_fraction(flip) and _fraction(other) and isinstance(which, str) and _count(seeds) and _number(alpha)):
+    if not (_fraction(flip) and _fraction(other) and (which is None or isinstance(which, str)) and _count(seeds) and _number(alpha)):
         return None
     note = f"Measured (+{alpha:g} from {seeds} seeds without {concept}, judged by the eval net): {concept} appears on {flip:.0%}"
     note += f"; {which} changes on {other:.0%}" if which else ""

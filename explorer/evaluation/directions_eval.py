@@ -74,7 +74,7 @@ def flip_statistics(
 ) -> dict:
     """The module docstring's step 3 for one edit, from the judge's verdicts (attribute -> bool (N,)) before and after it.
 
-    Shared by every slider's row and by `bench.slider_floor` (the renderer's own edit), so the
+    Shared by every slider's row and by `explorer.evaluation.slider_floor` (the renderer's own edit), so the
     floor is measured exactly as the sliders are.
     """
     dependence = dict(dependence or {})

@@ -6,7 +6,7 @@ the directions evaluation's own `flip_statistics` gives the floor of each figure
 A slider on a generator cannot be expected to do better; where the floor is high, the judge, not
 the slider, sets it (a hat's brim hides bangs, so the judge loses them on ~10 % of faces).
 
-Only datasets with a renderer have this floor: `renderer_edit_floor` returns {} for the others.
+Only datasets with a renderer have this floor: callers check `has_renderer(spec)` first.
 """
 from __future__ import annotations
 
