@@ -30,8 +30,8 @@ from explorer.checkpoint import load_checkpoint
 from explorer.datasets import load_dataset
 from explorer.directions import conditional_directions
 from explorer.evaluation.arithmetic_eval import ground_truth
-from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, TARGETS, seeds_without, evaluate_direction
-from explorer.evaluation.eval_net import EvalNet, find_eval_net, load_eval_net, predict
+from explorer.evaluation.directions_eval import DIRECTIONS_SEED_OFFSET, TARGETS, evaluate_direction, seeds_without, skin_tone_judge
+from explorer.evaluation.eval_net import EvalNet, find_eval_net, load_eval_net
 from explorer.refine_directions import RefineSettings, refine_conditional_directions
 
 
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no attr:{args.attribute} direction in the cache")
 
     G, judge = checkpoint.generator, (lambda images: ground_truth(net, images))
-    skin_column = net.config.factor_names.index("skin_tone")
-    skin = lambda images: predict(net, images).factors[:, skin_column]  # noqa: E731
-    skin_std = float(train.factors[:, train.factor_names.index("skin_tone")].double().std())
+    skin, skin_std = skin_tone_judge(net, train)
     dependence = probe.dependence.get(args.attribute)
     # The refinement's start, as compute_directions makes it: the projected cond: (the cache holds the refined one).
     start = {d.name: d for d in conditional_directions(directions, dependence=probe.dependence)}[f"cond:{args.attribute}"]
@@ -94,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         row = {"direction": label, "refine_seconds": seconds, "by_seed_offset": {}}
         for offset, sample in samples.items():
             r = evaluate_direction(G, direction, args.attribute, judge, skin, skin_std, dependence, args.n, 3.0, sample)
-            row["by_seed_offset"][offset] = {k: r[k] for k in ("flip_rate", "max_other_flip", "max_other_attribute", "skin_tone_shift",
+            row["by_seed_offset"][offset] = {k: r.get(k) for k in ("flip_rate", "max_other_flip", "max_other_attribute", "skin_tone_shift",
                                                                 "meets_targets", "other_flips", "other_gained", "other_lost")}
             print(f"{label:45s} seeds {offset:>9,}: flip {r['flip_rate']:.2f}  max other {r['max_other_flip']:.2f} "
-                  f"({r['max_other_attribute']})  skin {r['skin_tone_shift']:+.2f}  {'meets' if r['meets_targets'] else 'misses'}", flush=True)
+                  f"({r['max_other_attribute']})  skin {r.get('skin_tone_shift', float('nan')):+.2f}  {'meets' if r['meets_targets'] else 'misses'}", flush=True)
         rows.append(row)
     out = {"checkpoint": args.checkpoint, "attribute": args.attribute, "steps": args.steps, "targets": TARGETS, "n": args.n, "rows": rows,
            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),

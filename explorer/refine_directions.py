@@ -22,7 +22,7 @@ stays an independent judge of the result.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.directions import CONDITION_FACTORS, DEPENDENT, Direction
+from explorer.directions import CONDITION_FACTORS, DEPENDENT, Direction, Progress
 from explorer.features import pooled_features
 from explorer.generate import eval_mode
 from explorer.latent import z_from_seeds
@@ -38,7 +38,6 @@ from explorer.probe import Probe
 
 REFINE_SEED_OFFSET = 5_000_000  # pool seeds: disjoint from directions' 0.., the evaluation's 3,000,000.. and FID's
 
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

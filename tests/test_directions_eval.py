@@ -151,3 +151,21 @@ def test_another_seed_offset_gives_an_independent_sample_of_the_same_kind():
     results = de.evaluate_directions(_ToyFaces(), directions, _judge, attributes=("Smiling",), n=30, seed_offset=7_000_000)
     assert results["_protocol"]["seeds"] == "the first 30 seeds from 7000000 judged without the attribute"
     assert results["Smiling"]["by_direction"]["cond:Smiling"]["flip_rate"] > 0.9
+
+
+def test_the_skin_tone_judge_reads_the_eval_nets_regression_in_sds_of_the_data():
+    from explorer.datasets import ImageDataset
+    from explorer.datasets.synthetic_faces import generate as render_faces
+    from explorer.evaluation.eval_net import load_eval_net, predict
+
+    net, _ = load_eval_net(Path(__file__).resolve().parents[1] / "checkpoints" / "eval-nets" / "synthetic-faces-64")
+    faces = render_faces(16, seed=5)
+    images = torch.from_numpy(faces.images).permute(0, 3, 1, 2).contiguous()
+    factor_names = list(net.config.factor_names)
+    dataset = ImageDataset(images=images, spec="faces", factor_names=factor_names, factors=torch.from_numpy(faces.factors))
+    skin, std = de.skin_tone_judge(net, dataset)
+    column = factor_names.index("skin_tone")
+    assert std == pytest.approx(float(faces.factors[:, column].astype(np.float64).std(ddof=1)))
+    np.testing.assert_array_equal(skin(images), predict(net, images).factors[:, column])
+    # no skin-tone factor in the data (Fashion-MNIST, a folder): no shift is reported
+    assert de.skin_tone_judge(net, ImageDataset(images=images, spec="folder")) == (None, 1.0)

@@ -211,21 +211,16 @@ def _real_exemplars(args, checkpoint, say):
 
 def run_directions(args, checkpoint, train, net, say) -> dict:
     from explorer.evaluation.arithmetic_eval import ground_truth
-    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table
+    from explorer.evaluation.directions_eval import DEFAULT_ATTRIBUTES, evaluate_directions, format_table, skin_tone_judge
     from explorer.evaluation.slider_floor import has_renderer, renderer_edit_floor
     from explorer.probe import attribute_dependence
-    from explorer.evaluation.eval_net import predict
     from explorer.analysis import load_or_compute_directions, load_or_fit_probe
 
     if train.attributes is None or not net.config.attribute_names:
         return {"skipped": f"{train.spec} has no attributes for the eval net to judge: directions are measured on labelled faces"}
     say("directions: the explorer's sliders (read from, or computed into, the checkpoint's analysis cache)")
     directions = load_or_compute_directions(checkpoint, train, seed=0, probe=lambda: load_or_fit_probe(checkpoint, train, seed=0))
-    skin, skin_std = None, 1.0
-    if "skin_tone" in net.config.factor_names and "skin_tone" in (train.factor_names or []):
-        column = net.config.factor_names.index("skin_tone")
-        skin = lambda images: predict(net, images).factors[:, column]  # noqa: E731
-        skin_std = float(train.factors[:, train.factor_names.index("skin_tone")].double().std())
+    skin, skin_std = skin_tone_judge(net, train)
     attributes = [a for a in DEFAULT_ATTRIBUTES if a in net.config.attribute_names]
     results = evaluate_directions(
         checkpoint.generator, directions, judge=lambda images: ground_truth(net, images), skin=skin, skin_std=skin_std,

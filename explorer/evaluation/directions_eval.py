@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.datasets import ImageDataset
 from explorer.directions import DEPENDENT, Direction, orthogonalize
+from explorer.evaluation.eval_net import EvalNet, predict
 from explorer.generate import generate
 from explorer.latent import z_from_seeds
 
@@ -45,6 +47,18 @@ SLIDER_PREFIXES = ("cond", "attr", "svm")  # reported per attribute, the default
 
 Judge = Callable[[torch.Tensor], dict[str, np.ndarray]]  # images -> attribute -> bool (N,)
 FactorJudge = Callable[[torch.Tensor], np.ndarray]  # images -> a factor's estimate (N,) float
+
+
+def skin_tone_judge(net: EvalNet, dataset: ImageDataset) -> tuple[FactorJudge | None, float]:
+    """(the eval net's skin-tone estimate of images, the skin-tone factor's SD over `dataset`'s real images).
+
+    (None, 1.0) when the net or the dataset has no skin-tone factor: the shift is then not reported.
+    """
+    if "skin_tone" not in net.config.factor_names or "skin_tone" not in (dataset.factor_names or []):
+        return None, 1.0
+    column = net.config.factor_names.index("skin_tone")
+    std = float(dataset.factors[:, dataset.factor_names.index("skin_tone")].double().std())
+    return (lambda images: predict(net, images).factors[:, column]), std
 
 
 def seeds_without(
